@@ -1,0 +1,1 @@
+"""Task Studio's Qt front end."""

@@ -1,0 +1,152 @@
+"""Loading checkpoint files into models built on the meta device, strictly and without copies.
+
+A model file supplies `build()` (its module tree mirrors the checkpoint's key names) and, when
+a checkpoint needs it, an `adapt(state)` that applies that model's legacy renames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.config import read_json
+from engine.errors import CheckpointError
+
+StateDict = dict[str, torch.Tensor]
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files of a checkpoint folder, safetensors first; shards in index order."""
+    folder = Path(folder)
+    for single, index in (
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ):
+        if (folder / single).is_file():
+            return [folder / single]
+        if (folder / index).is_file():
+            shards = sorted(set(read_json(folder / index).get("weight_map", {}).values()))
+            missing = [s for s in shards if not (folder / s).is_file()]
+            if missing:
+                raise CheckpointError(f"{folder} lacks the shards {', '.join(missing)}")
+            return [folder / s for s in shards]
+    raise CheckpointError(
+        f"{folder} holds no weights: expected model.safetensors or pytorch_model.bin"
+    )
+
+
+def read_state_dict(folder: Path) -> StateDict:
+    """Every tensor of the checkpoint in `folder`, memory-mapped where the format allows."""
+    state: StateDict = {}
+    for path in weight_files(folder):
+        state.update(_read_safetensors(path) if path.suffix == ".safetensors" else _read_bin(path))
+    return state
+
+
+def _read_safetensors(path: Path) -> StateDict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from None
+
+
+def _read_bin(path: Path) -> StateDict:
+    """A pickled checkpoint, read only through torch's weights-only unpickler."""
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path.name} cannot be read as a weights-only checkpoint ({exc})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path.name} does not hold a state dict")
+    return state
+
+
+def rename_legacy_layer_norms(state: StateDict) -> StateDict:
+    """Old BERT-style files call LayerNorm parameters gamma and beta."""
+    renamed = {}
+    for key, value in state.items():
+        if "LayerNorm." in key:
+            key = key.replace("LayerNorm.gamma", "LayerNorm.weight")
+            key = key.replace("LayerNorm.beta", "LayerNorm.bias")
+        renamed[key] = value
+    return renamed
+
+
+def drop_keys(state: StateDict, suffixes: Iterable[str]) -> StateDict:
+    """Remove stray buffers that checkpoints carry but no model reads (e.g. `position_ids`)."""
+    suffixes = tuple(suffixes)
+    return {k: v for k, v in state.items() if not k.endswith(suffixes)}
+
+
+def match_prefix(state: StateDict, expected: set[str], prefix: str) -> StateDict:
+    """Add the base prefix (`bert.`, `wav2vec2.`) when the file was saved from the bare base
+    model, or remove it when the model wants the bare names."""
+    has = any(k.startswith(prefix) for k in state)
+    wants = any(k.startswith(prefix) for k in expected)
+    if wants and not has:
+        return {(prefix + k if prefix + k in expected else k): v for k, v in state.items()}
+    if has and not wants:
+        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+    return state
+
+
+def load_model(
+    build: Callable[[], nn.Module],
+    folder: Path,
+    *,
+    adapt: Callable[[StateDict, set[str]], StateDict] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """Build the model on the meta device and assign the checkpoint's tensors to it.
+
+    `adapt(state, expected_keys)` applies the model's own renames. Keys must then match
+    exactly: the error names what is missing and what is left over.
+    """
+    with torch.device("meta"):
+        model = build()
+    expected = model.state_dict()
+    state = rename_legacy_layer_norms(read_state_dict(folder))
+    if adapt is not None:
+        state = adapt(state, set(expected))
+    _check_keys(state, expected, folder)
+    for key, value in state.items():
+        want = expected[key]
+        if value.shape != want.shape:
+            raise CheckpointError(
+                f"{key} has shape {tuple(value.shape)} in the checkpoint but the config "
+                f"implies {tuple(want.shape)}"
+            )
+        cast = dtype if value.is_floating_point() and want.is_floating_point() else value.dtype
+        state[key] = value.to(device=device, dtype=cast)
+    model.load_state_dict(state, strict=True, assign=True)
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:  # a non-persistent buffer the model forgot to compute: a bug, not bad input
+        raise RuntimeError(f"{type(model).__name__} left tensors on the meta device: {leftover}")
+    return model.eval()
+
+
+def _check_keys(state: StateDict, expected: dict, folder: Path) -> None:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if not missing and not unexpected:
+        return
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} keys ({_few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+    raise CheckpointError(f"the weights in {folder} do not fit this model: " + "; ".join(parts))
+
+
+def _few(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (", …" if len(keys) > n else "")

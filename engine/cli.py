@@ -1,0 +1,82 @@
+"""`python -m engine TASK INPUT... --model ID_OR_DIR`: run a task headless and print JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine import tasks
+from engine.errors import EngineError
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr and exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m engine", description="Run a Task Studio task and print JSON.")
+    sub = parser.add_subparsers(dest="task", required=True, metavar="TASK", parser_class=_Parser)
+    for name in tasks.available():
+        task = tasks.get(name)
+        p = sub.add_parser(name, help=task.title, description=f"{task.title}. Prints JSON.")
+        what = {"text": "text, @file or - for stdin"}.get(task.input_kind, f"{task.input_kind} file")
+        p.add_argument("inputs", nargs="+", metavar="INPUT", help=what)
+        p.add_argument("--model", default=task.default_model, help=f"Hub id or folder (default {task.default_model})")
+        p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
+        p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="precision (default fp32)")
+        for option in task.options:
+            if option.type is bool:
+                p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
+            else:
+                p.add_argument(
+                    option.flag,
+                    dest=option.name,
+                    type=option.type,
+                    default=option.default,
+                    choices=option.choices or None,
+                    help=f"{option.help} (default {option.default})",
+                )
+    return parser
+
+
+def _progress(done: int, total: int | None, message: str) -> None:
+    if sys.stderr.isatty():
+        share = f" {100 * done / total:.0f}%" if total else ""
+        sys.stderr.write(f"\r{message}{share} ({done / 1e6:.1f} MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.tasks.base import Hooks
+
+    args = build_parser().parse_args(argv)
+    task_cls = tasks.get(args.task)
+    options = {o.name: getattr(args, o.name) for o in task_cls.options}
+    try:
+        options = task_cls.resolve_options(options)
+        inputs = [task_cls.read_input(value) for value in args.inputs]
+        task = task_cls.load(args.model, device=args.device, dtype=args.dtype, hooks=Hooks(on_progress=_progress))
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
+        results = [task.run(item, **options) for item in inputs]
+    except EngineError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: still one line, but say it is not the user's fault
+        sys.stderr.write(f"error: internal {type(exc).__name__}: {exc}\n")
+        return 1
+    for result in results:
+        for warning in result.warnings:
+            sys.stderr.write(f"warning: {warning}\n")
+    out: Any = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0
