@@ -1,0 +1,414 @@
+"""Images in: any file, byte string, PIL image or camera frame becomes an upright RGB picture,
+and that picture becomes the pixel tensor a vision checkpoint expects.
+
+The CPU path reproduces transformers' PIL image processors step for step, so the tensors are
+bit-for-bit the same: uint8 RGB -> PIL resize -> centre crop -> x * rescale_factor (float64,
+then float32) -> (x - mean) / std in float32, channels first. Rescaling and normalising act on
+each uint8 value alone, so they are done as a 256-entry lookup table per channel, built with
+exactly those operations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.config import read_json
+from engine.errors import CheckpointError, InputError
+
+#: Larger pictures are decoded at a reduced scale (JPEG) or refused: 100 MP of RGB is 300 MB.
+MAX_PIXELS = 100_000_000
+
+#: PIL's resampling filter codes, as preprocessor_config.json stores them.
+NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING = 0, 1, 2, 3, 4, 5
+_RESAMPLE_NAMES = {
+    "nearest": NEAREST,
+    "lanczos": LANCZOS,
+    "bilinear": BILINEAR,
+    "bicubic": BICUBIC,
+    "box": BOX,
+    "hamming": HAMMING,
+}
+
+ImageSource = Union[str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening images
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    notes: list[str] | None = None,
+) -> Image.Image:
+    """An upright RGB copy of `source`: a file path, the bytes of a file, a PIL image, or an
+    HxWx3 / HxW / HxWx4 uint8 array (a camera frame).
+
+    Like transformers' `load_image`, the EXIF orientation is applied and the picture is
+    converted with PIL's `convert("RGB")`, whatever its mode: alpha is dropped (not blended),
+    palettes are expanded, CMYK is inverted to RGB, and 16-bit grey is clipped at 255 as PIL
+    does. A file larger than `max_pixels` is decoded at 1/2, 1/4 or 1/8 scale when it is a
+    JPEG (a line saying so is appended to `notes`) and refused otherwise, before any pixel is
+    decoded. Unreadable input raises `InputError`.
+    """
+    if isinstance(source, Image.Image):
+        image = ImageOps.exif_transpose(source)  # a copy: the caller's image is left alone
+    elif isinstance(source, np.ndarray):
+        image = _from_array(source)
+    else:
+        image = _open(source, max_pixels, notes)
+        ImageOps.exif_transpose(image, in_place=True)
+    if image.mode != "RGB":
+        try:
+            image = image.convert("RGB")
+        except ValueError:  # a few exotic modes (e.g. "La") have no conversion
+            raise InputError(f"images of mode {image.mode} are not supported") from None
+    return image
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.dtype != np.uint8:
+        raise InputError(f"an image array must hold uint8 values, not {array.dtype}")
+    if array.ndim == 2:
+        return Image.fromarray(array, mode="L")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return Image.fromarray(np.ascontiguousarray(array), mode="RGB" if array.shape[2] == 3 else "RGBA")
+    raise InputError(f"an image array must be HxW, HxWx3 or HxWx4, not {tuple(array.shape)}")
+
+
+def _open(source: str | Path | bytes | bytearray | memoryview, max_pixels: int, notes: list[str] | None) -> Image.Image:
+    """Decode a file or its bytes, refusing what is not a complete image or is too large."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), "the image"
+    elif isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InputError(f"no such file: {path}")
+        # Read it whole: the image then owns no open file, whatever the format or frame count.
+        data, name = path.read_bytes(), path.name
+    else:
+        raise InputError(
+            f"cannot read an image from a {type(source).__name__}: give a path, bytes, "
+            "a PIL image or an HxWx3 uint8 array"
+        )
+    if not data:
+        raise InputError(f"{name} is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError:
+        raise InputError(_too_large(name, None, max_pixels)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise InputError(f"{name} is not an image file this app can read") from None
+    _shrink_or_refuse(image, name, max_pixels, notes)
+    try:
+        image.load()
+    except Image.DecompressionBombError:
+        raise InputError(_too_large(name, image.size, max_pixels)) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(f"{name} is corrupt or truncated ({exc})") from None
+    return image
+
+
+def _shrink_or_refuse(image: Image.Image, name: str, max_pixels: int, notes: list[str] | None) -> None:
+    """Keep a huge picture from being decoded at full size: JPEG decoders can skip detail
+    (1/2, 1/4, 1/8 scale) while decoding; other formats are refused."""
+    width, height = image.size
+    if width * height <= max_pixels:
+        return
+    if image.format == "JPEG":
+        for factor in (2, 4, 8):
+            if math.ceil(width / factor) * math.ceil(height / factor) <= max_pixels:
+                # draft() picks the largest reduction whose result is at least the size asked
+                # for; asking for floor(size / factor) makes that reduction `factor`.
+                image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
+                if notes is not None:
+                    notes.append(
+                        f"{name} is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
+                        f"it was decoded at 1/{factor} scale, {image.size[0]}×{image.size[1]}"
+                    )
+                return
+    raise InputError(_too_large(name, (width, height), max_pixels))
+
+
+def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> str:
+    what = f"{size[0]}×{size[1]} pixels" if size else "too large to open safely"
+    return (
+        f"{name} is {what}; images above {max_pixels / 1e6:.0f} megapixels are refused to "
+        "protect memory. Scale it down first."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Processor configuration
+
+
+@dataclass(frozen=True)
+class Size:
+    """A target size in one of the forms preprocessor_config.json uses: exact `height` and
+    `width`; `shortest_edge` (aspect kept), optionally with `longest_edge` as a cap; or a box
+    `max_height` x `max_width` to fit inside."""
+
+    height: int | None = None
+    width: int | None = None
+    shortest_edge: int | None = None
+    longest_edge: int | None = None
+    max_height: int | None = None
+    max_width: int | None = None
+
+    @classmethod
+    def parse(cls, value: Any, *, default_to_square: bool, max_size: int | None = None, what: str = "size") -> Size:
+        """Read `value` as the processors do: an int is a square when `default_to_square`,
+        else a shortest edge (capped by `max_size`, DETR's legacy key); a pair is
+        (height, width); a dict must hold one of the key sets above."""
+        if isinstance(value, bool):
+            raise CheckpointError(f"preprocessor_config.json has an invalid {what}: {value!r}")
+        if isinstance(value, int):
+            if default_to_square:
+                return cls(height=value, width=value)
+            return cls(shortest_edge=value, longest_edge=max_size)
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return cls(height=int(value[0]), width=int(value[1]))
+        if isinstance(value, Mapping):
+            given = {k: int(v) for k, v in value.items() if v is not None}
+            if set(given) in (
+                {"height", "width"},
+                {"shortest_edge"},
+                {"shortest_edge", "longest_edge"},
+                {"max_height", "max_width"},
+            ):
+                return cls(**given)
+        raise CheckpointError(
+            f"preprocessor_config.json has a {what} this app cannot use: {value!r} (expected "
+            "height and width, shortest_edge [and longest_edge], or max_height and max_width)"
+        )
+
+
+@dataclass(frozen=True)
+class ImageProcessorConfig:
+    """What preprocessor_config.json asks for, in the order the steps run."""
+
+    do_resize: bool = True
+    size: Size = Size(height=224, width=224)
+    resample: int = BILINEAR
+    # ConvNeXT's rule: below 384, resize the short side to shortest_edge / crop_pct and crop
+    # the centre square; at 384 and above, warp to a square. None elsewhere.
+    crop_pct: float | None = None
+    do_center_crop: bool = False
+    crop_size: Size | None = None
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    do_pad: bool = False
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        default_to_square: bool = True,
+    ) -> ImageProcessorConfig:
+        """Merge `data` (a preprocessor_config.json) over the processor class's `defaults`,
+        then read every variant real checkpoints use: sizes as ints, pairs or dicts, DETR's
+        `max_size` and `pad_and_return_pixel_mask`, resample as a code or a name, mean and std
+        as one number or three."""
+        merged = {**(defaults or {}), **data}
+        if "do_pad" not in data and "pad_and_return_pixel_mask" in data:
+            merged["do_pad"] = data["pad_and_return_pixel_mask"]
+        picked: dict[str, Any] = {}
+        for key in ("do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_pad"):
+            if merged.get(key) is not None:
+                picked[key] = bool(merged[key])
+        if merged.get("size") is not None:
+            picked["size"] = Size.parse(
+                merged["size"], default_to_square=default_to_square, max_size=merged.get("max_size")
+            )
+        if merged.get("crop_size") is not None:
+            picked["crop_size"] = Size.parse(merged["crop_size"], default_to_square=True, what="crop_size")
+        if merged.get("resample") is not None:
+            picked["resample"] = parse_resample(merged["resample"])
+        if merged.get("crop_pct") is not None:
+            picked["crop_pct"] = float(merged["crop_pct"])
+        if merged.get("rescale_factor") is not None:
+            picked["rescale_factor"] = float(merged["rescale_factor"])
+        for key in ("image_mean", "image_std"):
+            if merged.get(key) is not None:
+                picked[key] = _three(merged[key], key)
+        config = cls(**picked)
+        if config.do_center_crop and (config.crop_size is None or config.crop_size.height is None):
+            raise CheckpointError("preprocessor_config.json asks for a centre crop without a crop_size")
+        return config
+
+    def replace(self, **changes: Any) -> ImageProcessorConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def read_processor_config(
+    folder: Path,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    default_to_square: bool = True,
+) -> ImageProcessorConfig:
+    """The folder's preprocessor_config.json read over `defaults`; the defaults alone when
+    the checkpoint has none (transformers would then use its processor class's defaults)."""
+    path = Path(folder) / "preprocessor_config.json"
+    data = read_json(path) if path.is_file() else {}
+    return ImageProcessorConfig.from_dict(data, defaults=defaults, default_to_square=default_to_square)
+
+
+def parse_resample(value: Any) -> int:
+    """A PIL filter code from a code (0-5) or a name ("bilinear", "BICUBIC")."""
+    if isinstance(value, str) and value.lower() in _RESAMPLE_NAMES:
+        return _RESAMPLE_NAMES[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _RESAMPLE_NAMES.values():
+        return value
+    raise CheckpointError(f"preprocessor_config.json has an unknown resample filter: {value!r}")
+
+
+def _three(value: Any, key: str) -> tuple[float, float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (float(value),) * 3
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    raise CheckpointError(f"preprocessor_config.json: {key} must be one number or three, not {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Size rules (all return (height, width); all truncate with int() as the processors do)
+
+
+def size_with_aspect_ratio(height: int, width: int, shortest_edge: int, longest_edge: int | None) -> tuple[int, int]:
+    """DETR's rule: the short side becomes `shortest_edge` unless the long side would then
+    exceed `longest_edge`, in which case the long side is capped (480x640 -> 800x1066)."""
+    size = shortest_edge
+    capped: float | None = None
+    if longest_edge is not None:
+        short, long = float(min(height, width)), float(max(height, width))
+        if long / short * size > longest_edge:
+            capped = longest_edge * short / long
+            size = int(round(capped))
+    if (height <= width and height == size) or (width <= height and width == size):
+        return height, width
+    # With a cap, the long side is computed from the unrounded short side.
+    exact = capped if capped is not None else size
+    if width < height:
+        return int(exact * height / width), size
+    return size, int(exact * width / height)
+
+
+def short_side_size(height: int, width: int, shortest_edge: int, max_size: int | None = None) -> tuple[int, int]:
+    """torchvision's `Resize(int)` rule: the short side becomes `shortest_edge`, the long side
+    keeps the aspect ratio; with `max_size`, the long side is then capped."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
+    if max_size is not None and new_long > max_size:
+        new_short, new_long = int(max_size * new_short / new_long), max_size
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def fit_within(height: int, width: int, max_height: int, max_width: int) -> tuple[int, int]:
+    """Scale (up or down) until one side meets the box `max_height` x `max_width`."""
+    scale = min(max_height / height, max_width / width)
+    return int(height * scale), int(width * scale)
+
+
+def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
+    """The resized (height, width) for an image of `height` x `width`, as the PIL backend of
+    transformers' image processors chooses it for each form of `size`."""
+    if size.shortest_edge and size.longest_edge:
+        return size_with_aspect_ratio(height, width, size.shortest_edge, size.longest_edge)
+    if size.shortest_edge:
+        return short_side_size(height, width, size.shortest_edge)
+    if size.max_height and size.max_width:
+        return fit_within(height, width, size.max_height, size.max_width)
+    if size.height and size.width:
+        return size.height, size.width
+    raise CheckpointError(f"cannot resize to {size}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel steps
+
+
+def resize(image: Image.Image, height: int, width: int, resample: int = BILINEAR) -> Image.Image:
+    """PIL's resize; PIL itself returns a copy when the size is unchanged."""
+    return image.resize((width, height), resample=resample)
+
+
+def center_crop(image: Image.Image, height: int, width: int) -> Image.Image:
+    """The centre `height` x `width` window. A window larger than the image is filled with
+    black around it, placed exactly where transformers' crop-with-padding places it."""
+    top = (image.height - height) // 2
+    left = (image.width - width) // 2
+    if top == 0 and left == 0 and (image.height, image.width) == (height, width):
+        return image
+    return image.crop((left, top, left + width, top + height))
+
+
+def value_table(config: ImageProcessorConfig) -> np.ndarray:
+    """(3, 256) float32: what rescale and normalise turn each uint8 value of each channel into,
+    computed with the processors' own dtypes so the result is identical."""
+    values = np.arange(256, dtype=np.uint8)
+    if config.do_rescale:
+        scaled = (values.astype(np.float64) * config.rescale_factor).astype(np.float32)
+    else:
+        scaled = values.astype(np.float32)
+    table = np.empty((3, 256), dtype=np.float32)
+    for channel in range(3):
+        if config.do_normalize:
+            mean = np.float32(config.image_mean[channel])
+            std = np.float32(config.image_std[channel])
+            table[channel] = (scaled - mean) / std
+        else:
+            table[channel] = scaled
+    return table
+
+
+def to_pixel_values(image: Image.Image, table: np.ndarray) -> torch.Tensor:
+    """(1, 3, H, W) float32 from an RGB image, each value looked up in `table` (see
+    `value_table`)."""
+    pixels = np.asarray(image)  # (H, W, 3) uint8
+    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    for channel in range(3):
+        np.take(table[channel], pixels[..., channel], out=out[channel])
+    return torch.from_numpy(out).unsqueeze(0)  # (1, 3, H, W)
+
+
+def resize_for(image: Image.Image, config: ImageProcessorConfig) -> Image.Image:
+    """The resize (and, for ConvNeXT's crop_pct rule, the crop) that `config` asks for."""
+    if not config.do_resize:
+        return image
+    size = config.size
+    if config.crop_pct is not None and size.shortest_edge:
+        edge = size.shortest_edge
+        if edge >= 384:
+            return resize(image, edge, edge, config.resample)
+        height, width = short_side_size(image.height, image.width, int(edge / config.crop_pct))
+        return center_crop(resize(image, height, width, config.resample), edge, edge)
+    height, width = output_size(image.height, image.width, size)
+    return resize(image, height, width, config.resample)
+
+
+def preprocess(image: Image.Image, config: ImageProcessorConfig, table: np.ndarray | None = None) -> torch.Tensor:
+    """(1, 3, H, W) float32 pixel values for one RGB image (see `load_image`): resize, centre
+    crop, rescale and normalise as `config` says. Padding (`do_pad`) is the caller's: for one
+    image it changes nothing. Pass `table` (from `value_table`) to skip rebuilding it."""
+    if image.mode != "RGB":
+        raise InputError(f"preprocess expects an RGB image, not mode {image.mode}: use load_image")
+    image = resize_for(image, config)
+    if config.do_center_crop and config.crop_size is not None:
+        image = center_crop(image, config.crop_size.height, config.crop_size.width)
+    return to_pixel_values(image, value_table(config) if table is None else table)
