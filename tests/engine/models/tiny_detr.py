@@ -1,0 +1,60 @@
+"""Tiny random DETR checkpoints written by transformers, shared by the model and task tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def save_tiny_detr(
+    folder: Path,
+    *,
+    layer_type: str = "bottleneck",
+    depths: tuple[int, ...] = (1, 2, 1, 1),
+    hidden_sizes: tuple[int, ...] = (8, 16, 24, 32),
+    embedding_size: int = 8,
+    num_labels: int = 5,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """Save a DETR with a small transformers-layout ResNet to `folder` and return the
+    transformers model (the oracle). Frozen batch-norm statistics are randomised: left at
+    their defaults (mean 0, var 1) they would hide a mixed-up norm."""
+    from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+    torch.manual_seed(seed)
+    backbone = ResNetConfig(
+        embedding_size=embedding_size,
+        hidden_sizes=list(hidden_sizes),
+        depths=list(depths),
+        layer_type=layer_type,
+        out_features=["stage4"],
+    )
+    config = DetrConfig(
+        backbone_config=backbone,
+        use_timm_backbone=False,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=48,
+        num_queries=12,
+        num_labels=num_labels,
+        id2label={i: f"thing{i}" for i in range(num_labels)},
+        label2id={f"thing{i}": i for i in range(num_labels)},
+    )
+    model = DetrForObjectDetection(config).eval()
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+            elif name.endswith(("running_mean", "bias")):
+                buffer.normal_(0.0, 0.3)
+            elif name.endswith("weight"):
+                buffer.uniform_(0.5, 1.5)
+        # wider logits so that thresholds and argmax are exercised, not all ~uniform
+        model.class_labels_classifier.weight.mul_(20)
+    model.save_pretrained(folder)
+    return model
