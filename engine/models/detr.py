@@ -177,17 +177,19 @@ class DetrModel(nn.Module):
         self.decoder = DetrDecoder(config)
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> torch.Tensor:
-        batch, _, height, width = pixel_values.shape
-        if pixel_mask is None:
-            pixel_mask = torch.ones(batch, height, width, device=pixel_values.device)
+        batch = pixel_values.shape[0]
         feature = self.backbone.conv_encoder.model(pixel_values)[-1]
-        # the pixel mask follows the feature map down to stride 32 (nearest)
-        mask = F.interpolate(pixel_mask[None].float(), size=feature.shape[-2:])[0].bool()
+        if pixel_mask is None:  # nothing is padding: no attention mask at all
+            mask = torch.ones(batch, *feature.shape[-2:], dtype=torch.bool, device=feature.device)
+            key_mask = None
+        else:
+            # the pixel mask follows the feature map down to stride 32 (nearest)
+            mask = F.interpolate(pixel_mask[None].float(), size=feature.shape[-2:])[0].bool()
+            # (B, h, w) -> (B, h·w) keys to attend to
+            key_mask = None if bool(mask.all()) else mask.flatten(1)
         pos = sine_positions(mask, self.input_projection.out_channels, pixel_values.dtype)
         # (B, D, h, w) -> (B, h·w, D)
         memory = self.input_projection(feature).flatten(2).transpose(1, 2)
-        # (B, h, w) -> (B, h·w); no mask at all when nothing is padding (the common case)
-        key_mask = None if bool(mask.all()) else mask.flatten(1)
         for layer in self.encoder.layers:
             memory = layer(memory, pos, key_mask)
         query_pos = self.query_position_embeddings.weight[None].expand(batch, -1, -1)

@@ -40,6 +40,7 @@ class ResNetConfig:
     embedding_size: int = 64
     layer_type: str = "bottleneck"  # or "basic"
     num_channels: int = 3
+    name: str = ""  # the timm name ("resnet50") when the config named one
 
     @classmethod
     def named(cls, name: str, num_channels: int = 3) -> ResNetConfig:
@@ -50,7 +51,7 @@ class ResNetConfig:
         kind, depths = NAMED_DEPTHS[name]
         expansion = 4 if kind == "bottleneck" else 1
         widths = tuple(64 * 2**i * expansion for i in range(4))
-        return cls(depths, widths, 64, kind, num_channels)
+        return cls(depths, widths, 64, kind, num_channels, name)
 
     def __post_init__(self) -> None:
         if self.layer_type not in ("bottleneck", "basic"):

@@ -46,15 +46,32 @@ def save_tiny_detr(
         label2id={f"thing{i}": i for i in range(num_labels)},
     )
     model = DetrForObjectDetection(config).eval()
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            if name.endswith("running_var"):
-                buffer.uniform_(0.5, 2.0)
-            elif name.endswith(("running_mean", "bias")):
-                buffer.normal_(0.0, 0.3)
-            elif name.endswith("weight"):
-                buffer.uniform_(0.5, 1.5)
-        # wider logits so that thresholds and argmax are exercised, not all ~uniform
-        model.class_labels_classifier.weight.mul_(20)
+    randomize(model)
     model.save_pretrained(folder)
     return model
+
+
+def randomize(model: torch.nn.Module) -> None:
+    """Give every tensor a spread of values. transformers' DETR init leaves biases and norms
+    at 0 and 1, and weights at std 0.02, so the queries come out nearly identical and a
+    swapped tensor could go unnoticed; frozen batch-norm statistics start at mean 0, var 1."""
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if not tensor.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                tensor.uniform_(0.5, 2.0)
+            elif name.endswith("query_position_embeddings.weight"):
+                tensor.normal_(0.0, 1.0)
+            elif tensor.dim() >= 2:  # linear and conv weights: unit-scale outputs
+                tensor.normal_(0.0, tensor[0].numel() ** -0.5)
+            elif "norm" in name and name.endswith("weight") or ".bn" in name and name.endswith("weight"):
+                tensor.uniform_(0.5, 1.5)
+            else:
+                tensor.normal_(0.0, 0.05)
+        # sharp cross-attention makes each query look at its own part of the image, and
+        # confident class scores give thresholds and the argmax something to choose
+        for layer in model.model.decoder.layers:
+            layer.encoder_attn.q_proj.weight.mul_(4)
+            layer.encoder_attn.o_proj.weight.mul_(4)
+        model.class_labels_classifier.weight.mul_(3)

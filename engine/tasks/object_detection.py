@@ -1,0 +1,220 @@
+"""Object detection with DETR: boxes, labels and scores in the original image's pixels, as
+transformers' object-detection pipeline reports them.
+
+Pre-processing follows DetrImageProcessor (PIL backend): short side to 800 with the long side
+at most 1333, bilinear, ImageNet mean and std, images of a batch padded at the bottom and right
+with a pixel mask of valid pixels. Post-processing follows `post_process_object_detection`.
+The result keeps every query's best guess, so a threshold can be changed without re-running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from engine import image as imaging
+from engine.checkpoint import load_model
+from engine.config import id2label
+from engine.errors import InputError
+from engine.models import detr
+from engine.runtime import check_cancel
+from engine.tasks.base import Hooks, Option, Result, Task, require_architecture
+
+#: DetrImageProcessor's own defaults, used under whatever preprocessor_config.json gives.
+DETR_PROCESSOR_DEFAULTS: dict[str, Any] = {
+    "size": {"shortest_edge": 800, "longest_edge": 1333},
+    "max_size": 1333,  # an int `size` without `max_size` is capped at 1333, as transformers does
+    "resample": imaging.BILINEAR,
+    "image_mean": (0.485, 0.456, 0.406),
+    "image_std": (0.229, 0.224, 0.225),
+    "do_pad": True,
+}
+
+
+@dataclass
+class Detection:
+    """One query's best real class. `box` is (x0, y0, x1, y1) in the original image's pixels,
+    unrounded; `to_json` truncates it to ints as the pipeline does."""
+
+    score: float
+    label: str
+    label_id: int
+    box: tuple[float, float, float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        x0, y0, x1, y1 = (int(v) for v in self.box)
+        return {"score": self.score, "label": self.label,
+                "box": {"xmin": x0, "ymin": y0, "xmax": x1, "ymax": y1}}
+
+
+@dataclass
+class Detections(Result):
+    """The detections above `threshold` (in query order, as the pipeline lists them), and
+    `candidates`: every query's best guess, for re-filtering with `above`."""
+
+    detections: list[Detection]
+    candidates: list[Detection]
+    threshold: float
+    image_size: tuple[int, int]  # (width, height) of the original image
+    model_input_size: tuple[int, int]  # (width, height) the model saw
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def above(self, threshold: float) -> list[Detection]:
+        return [d for d in self.candidates if d.score > threshold]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [d.to_json() for d in self.detections]
+
+
+# --------------------------------------------------------------------------- pre-processing
+
+
+def pad_and_mask(pixels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (1, 3, h, w) pixel tensors into (B, 3, H, W), zero-padded at the bottom and
+    right to the largest height and width, and a (B, H, W) int64 mask with 1 on real pixels."""
+    height = max(p.shape[-2] for p in pixels)
+    width = max(p.shape[-1] for p in pixels)
+    batch = torch.zeros(len(pixels), 3, height, width, dtype=pixels[0].dtype)
+    mask = torch.zeros(len(pixels), height, width, dtype=torch.int64)
+    for index, p in enumerate(pixels):
+        h, w = p.shape[-2:]
+        batch[index, :, :h, :w] = p[0]
+        mask[index, :h, :w] = 1
+    return batch, mask
+
+
+def preprocess(
+    images: Sequence[Image.Image], config: imaging.ImageProcessorConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixel_values (B, 3, H, W) float32, pixel_mask (B, H, W) int64) for upright RGB images,
+    as DetrImageProcessor makes them."""
+    table = imaging.value_table(config)
+    pixels = [imaging.preprocess(im, config, table) for im in images]
+    if not config.do_pad:
+        if len({p.shape for p in pixels}) > 1:
+            raise InputError("images of different sizes need padding, which this checkpoint turns off")
+        batch = torch.cat(pixels)
+        return batch, torch.ones(batch.shape[0], *batch.shape[-2:], dtype=torch.int64)
+    return pad_and_mask(pixels)
+
+
+# -------------------------------------------------------------------------- post-processing
+
+
+def postprocess(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    sizes: Sequence[tuple[int, int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per query: the best real class's probability and index, and its box as x0 y0 x1 y1 in
+    pixels of the original (height, width) in `sizes`. Shapes (B, Q), (B, Q), (B, Q, 4)."""
+    probabilities = logits.float().softmax(-1)
+    scores, labels = probabilities[..., :-1].max(-1)  # the last class is "no object"
+    cx, cy, w, h = boxes.float().unbind(-1)
+    corners = torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
+    # (B, 2) as (height, width) -> (B, 1, 4) as (w, h, w, h)
+    size = torch.tensor(sizes, dtype=torch.int32, device=corners.device)
+    scale = torch.stack((size[:, 1], size[:, 0], size[:, 1], size[:, 0]), dim=1)[:, None, :]
+    return scores, labels, corners * scale
+
+
+# ---------------------------------------------------------------------------------- the task
+
+
+class ObjectDetection(Task):
+    """Detect objects with a DETR checkpoint (Carion et al., 2020): a ResNet backbone, a
+    transformer encoder-decoder and one box per object query."""
+
+    name = "object-detection"
+    title = "Object detection"
+    modality = "vision"
+    input_kind = "image"
+    default_model = "facebook/detr-resnet-50"
+    suggested_models = ("facebook/detr-resnet-50", "facebook/detr-resnet-101")
+    extra_files = ("preprocessor_config.json",)
+    options = (
+        Option("threshold", float, 0.5, "keep boxes whose score is above this (0 to 1)"),
+    )
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(folder, device, dtype)
+        require_architecture(self.config, {"detr": None}, self.name)
+        self.model_config = detr.config_from_dict(self.config)
+        self.model = load_model(
+            lambda: detr.DetrForObjectDetection(self.model_config),
+            self.folder,
+            adapt=detr.adapt,
+            device=device,
+            dtype=dtype,
+        )
+        self.processor = imaging.read_processor_config(
+            self.folder, defaults=DETR_PROCESSOR_DEFAULTS, default_to_square=False
+        )
+        self.labels = id2label(self.config)
+
+    def label(self, index: int) -> str:
+        return self.labels.get(index, f"LABEL_{index}")
+
+    def info(self) -> dict[str, Any]:
+        c = self.model_config
+        backbone = c.backbone
+        return {
+            "architecture": "DetrForObjectDetection",
+            "model_type": "detr",
+            "backbone": backbone.name or f"ResNet {'-'.join(map(str, backbone.depths))} ({backbone.layer_type})",
+            "backbone_channels": backbone.hidden_sizes[-1],
+            "hidden_size": c.d_model,
+            "encoder_layers": c.encoder_layers,
+            "decoder_layers": c.decoder_layers,
+            "attention_heads": c.encoder_attention_heads,
+            "feed_forward_size": c.encoder_ffn_dim,
+            "queries": c.num_queries,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "input_size": _describe_size(self.processor.size),
+            "labels": [self.label(i) for i in sorted(self.labels)],
+        }
+
+    def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Detections:
+        hooks = hooks or Hooks()
+        threshold = self.resolve_options(options)["threshold"]
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError("--threshold must lie between 0 and 1")
+        warnings: list[str] = []
+        started = time.perf_counter()
+        picture = imaging.load_image(input, notes=warnings)
+        # one image is never padded, so its pixel mask is all ones and the model needs none
+        pixel_values, _ = preprocess([picture], self.processor)
+        prepared = time.perf_counter()
+        check_cancel(hooks.cancel)
+        with torch.inference_mode():
+            logits, boxes = self.model(pixel_values.to(self.device, self.dtype))
+            scores, labels, corners = postprocess(logits, boxes, [(picture.height, picture.width)])
+        scores, labels, corners = scores[0].tolist(), labels[0].tolist(), corners[0].tolist()
+        finished = time.perf_counter()
+        candidates = [
+            Detection(s, self.label(i), i, tuple(b)) for s, i, b in zip(scores, labels, corners)
+        ]
+        return Detections(
+            detections=[d for d in candidates if d.score > threshold],
+            candidates=candidates,
+            threshold=threshold,
+            image_size=picture.size,
+            model_input_size=(pixel_values.shape[-1], pixel_values.shape[-2]),
+            timings={"preprocess": prepared - started, "model": finished - prepared},
+            warnings=warnings,
+        )
+
+
+def _describe_size(size: imaging.Size) -> str:
+    if size.shortest_edge:
+        cap = f", long side ≤ {size.longest_edge}" if size.longest_edge else ""
+        return f"short side {size.shortest_edge}{cap}"
+    if size.height and size.width:
+        return f"{size.width}×{size.height}"
+    return f"within {size.max_width}×{size.max_height}"
