@@ -80,10 +80,8 @@ def load_image(
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8:
         raise InputError(f"an image array must hold uint8 values, not {array.dtype}")
-    if array.ndim == 2:
-        return Image.fromarray(array, mode="L")
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        return Image.fromarray(np.ascontiguousarray(array), mode="RGB" if array.shape[2] == 3 else "RGBA")
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4)):
+        return Image.fromarray(np.ascontiguousarray(array))  # uint8 HxW, x3, x4: L, RGB, RGBA
     raise InputError(f"an image array must be HxW, HxWx3 or HxWx4, not {tuple(array.shape)}")
 
 
@@ -144,7 +142,7 @@ def _shrink_or_refuse(image: Image.Image, name: str, max_pixels: int, notes: lis
 def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> str:
     what = f"{size[0]}×{size[1]} pixels" if size else "too large to open safely"
     return (
-        f"{name} is {what}; images above {max_pixels / 1e6:.0f} megapixels are refused to "
+        f"{name} is {what}; images above {max_pixels / 1e6:g} megapixels are refused to "
         "protect memory. Scale it down first."
     )
 
