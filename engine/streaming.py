@@ -1,0 +1,171 @@
+"""Live transcription: audio arrives in small blocks (a microphone, 0.1 to 0.5 s at a time) and
+text comes back as it is heard, in two parts: `committed` text that will never change, and a
+`partial` tail that is redrawn as more audio arrives.
+
+How it stays exact. Wav2Vec2 attends over its whole input and normalises each input by its own
+mean and variance, so a frame's logits depend on every sample they were computed with: no
+sliding window can reproduce a single pass over a whole file. What the transcriber reproduces
+instead is the file task's chunked decoding (engine.speech's strided chunk grid): every
+window of the grid is decoded, with the same samples, as soon as a sample past its end has
+arrived, and its middle frames become final. Text is committed from final frames only, up to
+the last finished word, so it never changes, and after `flush()` it is exactly the text
+`SpeechRecognition.run(file, chunk_length_s=..., stride_length_s=...)` gives for the same
+audio and settings (a recording shorter than one window: exactly the one-pass text). Between
+windows, the window under way is decoded provisionally from its start to the newest sample:
+that is the partial tail, which appears within one decode of the words being spoken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from engine import audio
+from engine.errors import InputError
+from engine.speech import Chunk, StridedChunker, chunk_ids, chunk_sizes, kept_frames
+from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcript
+
+#: `on_partial(committed, partial)`: the whole committed text and the provisional tail.
+PartialFn = Callable[[str, str], None]
+
+# settings for speech as it is spoken: a word is final at most one step plus one stride after
+# it ends (4 + 1 s), and each provisional decode reads at most one window (6 s)
+LIVE_CHUNK_S = 6.0
+LIVE_STRIDE_S = 1.0
+
+
+class LiveTranscriber:
+    """Feed blocks with `feed()`, read `committed` and `partial` (or get them through
+    `on_partial`), and call `flush()` when the audio stops to get the final transcript.
+
+    `sample_rate` is the rate of the blocks fed (a microphone's 44.1 or 48 kHz is resampled
+    on the fly); `partial_every_s` is how much new audio triggers a provisional decode."""
+
+    def __init__(
+        self,
+        task: SpeechRecognition,
+        *,
+        chunk_length_s: float = LIVE_CHUNK_S,
+        stride_length_s: float | None = LIVE_STRIDE_S,
+        sample_rate: int | None = None,
+        partial_every_s: float = 0.5,
+        on_partial: PartialFn | None = None,
+    ) -> None:
+        self.task = task
+        self.model = task.model
+        self.vocabulary = task.vocabulary
+        self.chunk_length_s = chunk_length_s
+        self.stride_length_s = stride_length_s
+        sizes = chunk_sizes(chunk_length_s, stride_length_s, task.rate, self.model.config.samples_per_frame)
+        self._chunker = StridedChunker(*sizes)
+        self._resampler = audio.StreamResampler(sample_rate or task.rate, task.rate)
+        self._partial_every = max(1, int(partial_every_s * task.rate))
+        self._since_partial = 0
+        self._final = FrameIds()
+        self._cut = 0  # frames whose text is committed
+        self.on_partial = on_partial
+        self.committed = ""
+        self.partial = ""
+        self._closed = False
+
+    @property
+    def heard_seconds(self) -> float:
+        return self._chunker.received / self.task.rate
+
+    @property
+    def text(self) -> str:
+        """Committed and partial text together, as a display would show them."""
+        return " ".join(t for t in (self.committed, self.partial) if t)
+
+    def feed(self, block: np.ndarray) -> None:
+        """Take the next block of audio (mono, or channels-last frames) and update the text.
+        However much audio a block holds, every finished window is decoded (nothing is
+        skipped), then at most one provisional decode runs for the window under way."""
+        if self._closed:
+            raise RuntimeError("feed() after flush(): start a new LiveTranscriber")
+        samples = audio.to_mono(block)
+        if not np.isfinite(samples).all():
+            raise InputError("the audio contains samples that are not numbers (NaN or infinity)")
+        samples = self._resampler.push(samples)
+        finished = self._chunker.push(samples)
+        for chunk in finished:
+            self._add_final(chunk)
+        self._since_partial += len(samples)
+        changed = bool(finished) and self._commit()
+        # a finished window moves the window under way, so its tail is decoded afresh
+        if finished or self._since_partial >= self._partial_every:
+            self._since_partial = 0
+            changed = self._update_partial() or changed
+        if changed:
+            self._emit()
+
+    def flush(self) -> Transcript:
+        """The audio has ended: decode what is left and commit everything. Returns the final
+        transcript with word timings, the same as the file task gives."""
+        if self._closed:
+            raise RuntimeError("flush() was already called")
+        self._closed = True
+        for chunk in self._chunker.push(self._resampler.finish()) + self._chunker.finish():
+            self._add_final(chunk)
+        ids = self._final.all()
+        result = self.task.transcript(ids, "word", self.heard_seconds)
+        if not result.text.startswith(self.committed):  # cannot happen; say so if it does
+            result.warnings.append("the live text changed when it was completed")
+        self.committed, self.partial = result.text, ""
+        self._emit()
+        return result
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _add_final(self, chunk: Chunk) -> None:
+        self._final.add(chunk_ids(self.model, chunk))
+
+    def _commit(self) -> bool:
+        """Commit the final frames up to the last finished word, if that text is certain."""
+        ids = self._final.all()
+        cut = self._last_word_end(ids)
+        if cut <= self._cut:
+            return False
+        candidate = self.vocabulary.decode(ids[:cut])
+        everything = self.vocabulary.decode(ids)
+        # lower-casing and space clean-up look a few characters ahead: wait until they are known
+        lookahead = 4 if (self.vocabulary.lower_case or self.vocabulary.clean_up_spaces) else 0
+        if not everything.startswith(candidate) or len(everything) < len(candidate) + lookahead:
+            return False
+        if not candidate.startswith(self.committed):
+            return False
+        self._cut, self.committed = cut, candidate
+        return True
+
+    def _last_word_end(self, ids: np.ndarray) -> int:
+        """The largest frame count whose last emitted token is the word delimiter, blanks after
+        it included (for a vocabulary without a delimiter: up to the last blank); 0 if none."""
+        vocab = self.vocabulary
+        if vocab.delimiter_id is None:
+            blanks = np.flatnonzero(ids == vocab.blank_id) if vocab.blank_id is not None else []
+            return int(blanks[-1]) + 1 if len(blanks) else 0
+        emitted = np.flatnonzero(ids != vocab.blank_id) if vocab.blank_id is not None else np.arange(len(ids))
+        delimiters = emitted[ids[emitted] == vocab.delimiter_id]
+        if len(delimiters) == 0:
+            return 0
+        after = emitted[emitted > delimiters[-1]]
+        return int(after[0]) if len(after) else len(ids)
+
+    def _update_partial(self) -> bool:
+        """Decode the window under way up to the newest sample, after the committed frames."""
+        samples, start, left = self._chunker.pending()
+        provisional = np.zeros(0, dtype=np.int64)
+        if len(samples) >= self.model.config.receptive_field and len(samples) > left:
+            ids = self.model(samples).argmax(-1).cpu().numpy()
+            first, _ = kept_frames(len(samples), left, 0, self.model.config.samples_per_frame)
+            provisional = ids[first:]
+        tail = np.concatenate([self._final.all()[self._cut :], provisional])
+        partial = self.vocabulary.decode(tail)
+        changed = partial != self.partial
+        self.partial = partial
+        return changed
+
+    def _emit(self) -> None:
+        if self.on_partial is not None:
+            self.on_partial(self.committed, self.partial)

@@ -1,0 +1,165 @@
+"""Speech recognition with CTC checkpoints (Wav2Vec2, HuBERT): audio file or samples in, text
+with word timings out, shaped like transformers' "automatic-speech-recognition" pipeline.
+
+Long audio is cut into overlapping windows on the pipeline's chunk grid (see engine.speech):
+each window is decoded with context on both sides and only its middle frames are kept, so
+words at the seams come out as a single pass would give them. Files are read and resampled
+block by block, so memory stays at about one window whatever the length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import audio
+from engine.ctc import CTCVocabulary, Span
+from engine.errors import InputError
+from engine.models.wav2vec2 import Wav2Vec2ForCTC
+from engine.runtime import check_cancel
+from engine.speech import SpeechModel, StridedChunker, as_samples, chunk_ids, chunk_sizes
+from engine.tasks.base import Hooks, Option, Result, Task
+
+AudioInput = str | Path | np.ndarray
+
+
+@dataclass
+class Transcript(Result):
+    """`text`, and with timestamps `chunks`: [{"text", "timestamp": (start_s, end_s)}]."""
+
+    text: str
+    chunks: list[dict[str, Any]] | None = None
+    duration: float = 0.0  # seconds of audio heard
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text}
+        if self.chunks is not None:
+            out["chunks"] = [dict(c) for c in self.chunks]
+        return out
+
+
+@dataclass
+class FrameIds:
+    """Argmax ids of consecutive frames, collected window by window."""
+
+    parts: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, ids: np.ndarray) -> None:
+        self.parts.append(ids)
+
+    def all(self) -> np.ndarray:
+        if len(self.parts) != 1:  # join once; later calls reuse the joined array
+            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)]
+        return self.parts[0]
+
+
+class SpeechRecognition(Task):
+    """Wav2Vec2 / HuBERT with a CTC head: greedy decoding of per-frame characters."""
+
+    name = "automatic-speech-recognition"
+    title = "Speech recognition"
+    modality = "audio"
+    input_kind = "audio"
+    default_model = "facebook/wav2vec2-base-960h"
+    suggested_models = (
+        "facebook/wav2vec2-base-960h",
+        "facebook/wav2vec2-large-960h-lv60-self",
+        "facebook/hubert-large-ls960-ft",
+    )
+    extra_files = ("preprocessor_config.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json")
+    options = (
+        Option("chunk_length_s", float, 30.0, "decode audio longer than this in overlapping windows of this many seconds; 0 decodes it in one pass"),
+        Option("stride_length_s", float, None, "seconds of context on each side of a window (default: a sixth of the window)"),
+        Option("return_timestamps", str, "word", "timestamps per word, per character, or none", ("word", "char", "none")),
+    )
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(folder, device, dtype)
+        self.model = SpeechModel(folder, Wav2Vec2ForCTC, device, dtype)
+        self.vocabulary = CTCVocabulary.from_folder(folder)
+
+    @property
+    def rate(self) -> int:
+        return self.model.rate
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.model.config.samples_per_frame / self.rate
+
+    def info(self) -> dict[str, Any]:
+        return {**self.model.describe(), "vocabulary": len(self.vocabulary), "head": "CTC (greedy)"}
+
+    def run(self, input: AudioInput, *, hooks: Hooks | None = None, **options: Any) -> Transcript:
+        hooks = hooks or Hooks()
+        options = self.resolve_options(options)
+        if isinstance(input, (str, Path)):
+            total = audio.audio_info(input).duration
+            blocks: Iterable[np.ndarray] = audio.iter_audio(input, self.rate)
+        else:
+            samples = as_samples(input)
+            total = len(samples) / self.rate
+            blocks = [samples]
+        ids, heard = self._frame_ids(blocks, total, options["chunk_length_s"], options["stride_length_s"], hooks)
+        return self.transcript(ids, options["return_timestamps"], heard / self.rate)
+
+    def _frame_ids(
+        self,
+        blocks: Iterable[np.ndarray],
+        total: float,
+        chunk_length_s: float | None,
+        stride_length_s: float | None,
+        hooks: Hooks,
+    ) -> tuple[np.ndarray, int]:
+        """Per-frame argmax ids of the whole input, and how many samples it had."""
+        report = _Progress(hooks, total)
+        if not chunk_length_s:  # one pass over everything
+            samples = np.concatenate(list(blocks))
+            check_cancel(hooks.cancel)
+            ids = self.model(samples).argmax(-1).cpu().numpy()
+            report(len(samples) / self.rate)
+            return ids, len(samples)
+        chunker = StridedChunker(*chunk_sizes(chunk_length_s, stride_length_s, self.rate, self.model.config.samples_per_frame))
+        collected = FrameIds()
+        for chunk in _windows(chunker, blocks):
+            check_cancel(hooks.cancel)
+            collected.add(chunk_ids(self.model, chunk))
+            report((chunk.start + len(chunk.samples) - chunk.right) / self.rate)
+        if chunker.received == 0:
+            raise InputError("the audio holds no samples")
+        return collected.all(), chunker.received
+
+    def transcript(self, ids: np.ndarray, timestamps: str = "word", duration: float = 0.0) -> Transcript:
+        """Text (and timestamps) from the per-frame ids of a whole input."""
+        text = self.vocabulary.decode(ids)
+        if timestamps == "none":
+            return Transcript(text, duration=duration)
+        spans = self.vocabulary.word_spans(ids) if timestamps == "word" else self.vocabulary.char_spans(ids)
+        return Transcript(text, [self.timed(span) for span in spans], duration=duration)
+
+    def timed(self, span: Span) -> dict[str, Any]:
+        """A span as the pipeline reports it: frame offsets times the frame duration."""
+        step, rate = self.model.config.samples_per_frame, self.rate
+        return {"text": span.text, "timestamp": (span.start * step / rate, span.end * step / rate)}
+
+
+def _windows(chunker: StridedChunker, blocks: Iterable[np.ndarray]) -> Iterator:
+    for block in blocks:
+        yield from chunker.push(block)
+    yield from chunker.finish()
+
+
+class _Progress:
+    """Calls `on_progress(done_seconds, total_seconds, "transcribing")`, never past the total."""
+
+    def __init__(self, hooks: Hooks, total: float) -> None:
+        self.hooks, self.total = hooks, round(total, 2) or None
+
+    def __call__(self, done: float) -> None:
+        if self.hooks.on_progress is not None:
+            done = round(done, 2)
+            self.hooks.on_progress(min(done, self.total) if self.total else done, self.total, "transcribing")
