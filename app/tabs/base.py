@@ -1,0 +1,432 @@
+"""The base class of every task tab.
+
+How to add a tab (for an engine task such as "image-classification"):
+
+1. Write `app/tabs/image_classification.py` with a `TaskTab` subclass. Set the class attributes
+   `task` (the engine task name), `title`, `modality` ("audio", "vision" or "text") and `blurb`,
+   and implement `build_input`, `build_result`, `current_input`, `show_result`, `clear_result`
+   and `explain` (see `TaskTab`). Call `self.input_changed()` whenever the input changes.
+2. Add one line to `TABS` in `app/tabs/__init__.py`.
+
+The tab appears in its modality's group once the engine task module exists. Everything else is
+done here: the model picker, load progress, errors, run/cancel, option widgets built from the
+engine's `Option`s, Copy/Save JSON, the How-it-works panel and QSettings. A tab module imports
+only Qt and `app`: never torch and never an engine task module (the worker imports those, in
+its own thread, after the window shows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import TabSettings
+from app.widgets.banner import Banner
+from app.widgets.how_it_works import HowItWorks
+from app.widgets.model_picker import ModelPicker
+from app.widgets.options_form import OptionsForm
+from app.widgets.progress import LoadProgress
+from app.worker import Engine, EngineInfo, Loaded, ModelSpec, Outcome, TaskMeta
+
+QUEUED = Qt.ConnectionType.QueuedConnection
+
+#: returns the (device, dtype) the toolbar asks for, e.g. ("auto", "fp32")
+RuntimeChoice = Callable[[], tuple[str, str]]
+
+
+class TaskTab(QWidget):
+    """One engine task, from input to result.
+
+    Subclasses provide:
+      `task`, `title`, `modality`, `blurb`: class attributes (titles are needed before the
+          engine is imported, so they live here and not only in the engine task).
+      `own_options`: names of engine options the tab edits with its own widgets; their values
+          come from `extra_options()`. Every other option gets a widget automatically.
+      `file_filter`: the Open dialog's filter (Ctrl+O); empty disables opening files.
+      `build_input()`, `build_result()`: the two halves of the tab, built once.
+      `current_input()`: what `Task.run` takes, or None when there is nothing to run yet.
+      `show_result(result)`: draw an engine `Result`; `clear_result()` empties the view.
+      `explain(info)`: HTML, a few sentences of our own on how the architecture in `info`
+          (the loaded task's `info()`, None before loading) turns the input into the output.
+      `open_path(path)`: take a file chosen with Ctrl+O; `load_sample()`: fill in an example
+          input (used for screenshots).
+    The base class handles everything else and keeps the user's input on every failure.
+    """
+
+    task: ClassVar[str]
+    title: ClassVar[str]
+    modality: ClassVar[str]
+    blurb: ClassVar[str] = ""
+    own_options: ClassVar[tuple[str, ...]] = ()
+    file_filter: ClassVar[str] = ""
+
+    status_changed = Signal()  # model, device, dtype or latency changed: refresh the status bar
+
+    def __init__(
+        self, engine: Engine, settings: QSettings, runtime: RuntimeChoice, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.settings = TabSettings(settings, self.task)
+        self._runtime = runtime
+        self.meta: TaskMeta | None = None
+        self.loaded: Loaded | None = None
+        self.last_outcome: Outcome | None = None
+        self.last_input: Any = None  # the input the shown result was computed from
+        self._run_input: Any = None
+        self._load_job: int | None = None
+        self._load_spec: ModelSpec | None = None
+        self._run_job: int | None = None
+        self._build()
+        self._connect_engine()
+        if self.settings.model():
+            self.picker.set_current(self.settings.model())
+        self.how.set_open(self.settings.how_open())
+        self._refresh_how()
+        if engine.info is not None:
+            self._on_ready(engine.info)
+
+    # ----- for subclasses -------------------------------------------------------------------
+
+    def build_input(self) -> QWidget:
+        raise NotImplementedError
+
+    def build_result(self) -> QWidget:
+        raise NotImplementedError
+
+    def current_input(self) -> Any:
+        raise NotImplementedError
+
+    def show_result(self, result: Any) -> None:
+        raise NotImplementedError
+
+    def clear_result(self) -> None:
+        raise NotImplementedError
+
+    def explain(self, info: dict[str, Any] | None) -> str:
+        return f"<p>{self.blurb}</p>"
+
+    def extra_options(self) -> dict[str, Any]:
+        return {}
+
+    def open_path(self, path: Path) -> None:
+        pass
+
+    def load_sample(self) -> None:
+        pass
+
+    def input_changed(self) -> None:
+        """Subclasses call this on every input edit: Run follows whether there is input."""
+        if self.banner.kind == "info":
+            self.banner.clear()
+        self._update_actions()
+
+    # ----- actions (buttons and the window's shortcuts) ---------------------------------------
+
+    def run(self) -> None:
+        if self.meta is None:
+            return
+        value = self.current_input()
+        if value is None:
+            self.banner.show_message("info", self.empty_input_message())
+            return
+        if self._run_job is not None:
+            self.engine.cancel(self._run_job)
+        options = {**self.options_form.values(), **self.extra_options()}
+        self._run_input = value
+        self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
+        self._set_busy_text("Running…")
+        self._update_actions()
+
+    def cancel(self) -> None:
+        for job in (self._run_job, self._load_job):
+            if job is not None:
+                self.engine.cancel(job)
+
+    def is_busy(self) -> bool:
+        return self._run_job is not None or self._load_job is not None
+
+    def empty_input_message(self) -> str:
+        return "There is nothing to run yet: give the tab some input first."
+
+    def open_file(self) -> None:
+        if not self.file_filter:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, f"Open — {self.title}", "", self.file_filter)
+        if path:
+            self.open_path(Path(path))
+
+    def result_json(self) -> str | None:
+        if self.last_outcome is None:
+            return None
+        return json.dumps(self.last_outcome.result.to_json(), ensure_ascii=False, indent=2)
+
+    def copy_json(self) -> None:
+        text = self.result_json()
+        if text is not None:
+            QGuiApplication.clipboard().setText(text)
+
+    def export_json(self, path: Path | None = None) -> None:
+        text = self.result_json()
+        if text is None:
+            return
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save result as JSON", f"{self.task}.json", "JSON (*.json)")
+            if not chosen:
+                return
+            path = Path(chosen)
+        try:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.banner.show_message("error", f"Could not save {path}: {exc.strerror or exc}")
+
+    def spec(self) -> ModelSpec:
+        device, dtype = self._runtime()
+        return ModelSpec(self.task, self.picker.current(), device, dtype)
+
+    def ensure_loaded(self) -> None:
+        """Load the chosen model unless it (or a load of it) is already there."""
+        if self.meta is None or not self.picker.current():
+            return
+        spec = self.spec()
+        if (self.loaded is not None and self.loaded.spec == spec) or self._load_spec == spec:
+            return
+        if self._load_job is not None:
+            self.engine.cancel(self._load_job)
+        self._load_spec = spec
+        self._load_job = self.engine.load(spec, key=f"{self.task}:load")
+        self._update_actions()
+
+    def status(self) -> dict[str, Any]:
+        """What the window's status bar shows for this tab."""
+        model = self.loaded
+        return {
+            "model": model.spec.ref if model else "",
+            "device": model.device if model else "",
+            "dtype": model.dtype if model else "",
+            "latency_ms": self.last_outcome.latency_ms if self.last_outcome else None,
+        }
+
+    # ----- layout ------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        title = QLabel(self.title)
+        title.setObjectName("tabTitle")
+        blurb = QLabel(self.blurb)
+        blurb.setObjectName("tabBlurb")
+        blurb.setWordWrap(True)
+        self.picker = ModelPicker()
+        self.picker.chosen.connect(self._on_model_chosen)
+        self.progress = LoadProgress()
+        self.progress.cancel_requested.connect(self.cancel)
+        self.banner = Banner()
+
+        self.options_form = OptionsForm()
+        self.options_form.changed.connect(lambda: self.settings.save_options(self.options_form.values()))
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("primary")
+        self.run_button.setToolTip("Run (Ctrl+Enter)")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Cancel (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.busy_label = QLabel()
+        self.busy_label.setObjectName("hint")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.busy_label, 1)
+        left = _card()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(self.build_input(), 1)
+        left_layout.addWidget(self.options_form)
+        left_layout.addLayout(buttons)
+
+        result_title = QLabel("Result")
+        result_title.setObjectName("sectionLabel")
+        self.copy_button = QPushButton("Copy JSON")
+        self.copy_button.clicked.connect(self.copy_json)
+        self.save_button = QPushButton("Save JSON…")
+        self.save_button.setToolTip("Save the result as JSON (Ctrl+S)")
+        self.save_button.clicked.connect(lambda: self.export_json())
+        head = QHBoxLayout()
+        head.addWidget(result_title, 1)
+        head.addWidget(self.copy_button)
+        head.addWidget(self.save_button)
+        self.warnings = Banner()
+        right = _card()
+        right_layout = QVBoxLayout(right)
+        right_layout.addLayout(head)
+        right_layout.addWidget(self.warnings)
+        right_layout.addWidget(self.build_result(), 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([1, 1])
+        self.how = HowItWorks()
+        self.how.toggled.connect(self.settings.set_how_open)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.setSpacing(8)
+        layout.addWidget(title)
+        layout.addWidget(blurb)
+        layout.addWidget(self.picker)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.how)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        ready = self.meta is not None
+        self.run_button.setEnabled(ready and self.current_input() is not None)
+        self.cancel_button.setEnabled(self.is_busy())
+        has_result = self.last_outcome is not None
+        self.copy_button.setEnabled(has_result)
+        self.save_button.setEnabled(has_result)
+
+    def _set_busy_text(self, text: str) -> None:
+        self.busy_label.setText(text)
+
+    def _refresh_how(self) -> None:
+        info = self.loaded.info if self.loaded else None
+        self.how.set_content(self.explain(info), info)
+
+    # ----- engine signals ----------------------------------------------------------------------
+
+    def _connect_engine(self) -> None:
+        worker = self.engine.worker
+        worker.ready.connect(self._on_ready, QUEUED)
+        worker.progress.connect(self._on_progress, QUEUED)
+        worker.loaded.connect(self._on_loaded, QUEUED)
+        worker.result.connect(self._on_result, QUEUED)
+        worker.failed.connect(self._on_failed, QUEUED)
+        worker.cancelled.connect(self._on_cancelled, QUEUED)
+
+    def _mine(self, job_id: int) -> bool:
+        return job_id in (self._load_job, self._run_job)
+
+    def _finish(self, job_id: int) -> None:
+        if job_id == self._load_job:
+            self._load_job = self._load_spec = None
+        if job_id == self._run_job:
+            self._run_job = None
+            self._set_busy_text("")
+        if not self.is_busy():
+            self.progress.end()
+        self._update_actions()
+
+    @Slot(object)
+    def _on_ready(self, info: EngineInfo) -> None:
+        self.meta = info.tasks.get(self.task)
+        if self.meta is None:
+            why = info.broken.get(self.task, "it is not part of this engine")
+            self.banner.show_message("error", f"The {self.title} engine could not start: {why}")
+            self._update_actions()
+            return
+        self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
+        self.options_form.set_options(self.meta.options, exclude=self.own_options)
+        self.options_form.set_values(self.settings.options(self.options_form.names()))
+        self._update_actions()
+        if self.isVisible():
+            self.ensure_loaded()
+
+    def _on_model_chosen(self, ref: str) -> None:
+        self.settings.set_model(ref)
+        self.ensure_loaded()
+
+    def runtime_changed(self) -> None:
+        """The toolbar's device or precision changed: reload when this tab is on screen."""
+        if self.isVisible():
+            self.ensure_loaded()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.ensure_loaded()
+
+    @Slot(int, object, object, str)
+    def _on_progress(self, job_id: int, done: int, total: int | None, message: str) -> None:
+        if not self._mine(job_id):
+            return
+        if not self.progress.isVisible():
+            self.progress.begin(message)
+        self.progress.update_progress(done, total, message)
+
+    @Slot(int, object)
+    def _on_loaded(self, job_id: int, model: Loaded) -> None:
+        if not self._mine(job_id):
+            return
+        self.loaded = model
+        self.settings.remember(model.spec.ref)
+        self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
+        if self.banner.kind == "error":
+            self.banner.clear()
+        self.progress.end()
+        self._refresh_how()
+        if job_id == self._load_job:
+            self._finish(job_id)
+        self.status_changed.emit()
+
+    @Slot(int, object)
+    def _on_result(self, job_id: int, outcome: Outcome) -> None:
+        if job_id != self._run_job:
+            return
+        self.last_outcome = outcome
+        self.last_input = self._run_input
+        self.banner.clear()
+        warnings = list(getattr(outcome.result, "warnings", []) or [])
+        if warnings:
+            self.warnings.show_message("warning", "\n".join(warnings))
+        else:
+            self.warnings.clear()
+        self.clear_result()
+        self.show_result(outcome.result)
+        self._finish(job_id)
+        self._set_busy_text(f"Done in {outcome.latency_ms:,.0f} ms")
+        self.status_changed.emit()
+
+    @Slot(int, str, str)
+    def _on_failed(self, job_id: int, kind: str, message: str) -> None:
+        if not self._mine(job_id):
+            return
+        ref = self._load_spec.ref if job_id == self._load_job and self._load_spec else self.picker.current()
+        actions = []
+        if kind in ("ModelUnavailable", "CheckpointError"):
+            actions.append(("Open local folder…", self.picker.open_folder))
+            if ref not in message:
+                message = f"Could not load {ref}: {message}"
+        self.banner.show_message("error", message, actions)
+        self._finish(job_id)
+
+    @Slot(int)
+    def _on_cancelled(self, job_id: int) -> None:
+        if not self._mine(job_id):
+            return
+        was_run = job_id == self._run_job
+        self._finish(job_id)
+        if was_run:
+            self._set_busy_text("Cancelled")
+
+
+def _card() -> QFrame:
+    frame = QFrame()
+    frame.setObjectName("card")
+    return frame

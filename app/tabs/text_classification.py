@@ -1,0 +1,107 @@
+"""Text classification: one score per label for a whole text, drawn as sorted bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+
+from app.tabs.base import TaskTab
+from app.tabs.text_common import encoder_paragraph
+from app.widgets.score_bars import ScoreBars
+from app.widgets.text_input import TextInput
+
+SAMPLE = (
+    "The new library opened on Saturday and the reading rooms were full all afternoon. "
+    "The staff were friendly, the chairs comfortable, and the coffee surprisingly good."
+)
+
+
+class TextClassificationTab(TaskTab):
+    task = "text-classification"
+    title = "Text classification"
+    modality = "text"
+    blurb = "Give a text; the model scores every label it knows (sentiment, topic, …)."
+    file_filter = "Text files (*.txt);;All files (*)"
+
+    def build_input(self) -> QWidget:
+        self.text = TextInput("Type or paste a text, or drop a .txt file here")
+        self.text.textChanged.connect(self.input_changed)
+        self.text.file_error.connect(lambda message: self.banner.show_message("error", message))
+        return self.text
+
+    def build_result(self) -> QWidget:
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.bars = ScoreBars()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.bars)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(holder)
+        self.placeholder = QLabel("Run the model to see how it scores each label.")
+        self.placeholder.setObjectName("hint")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.result_stack = QStackedWidget()
+        self.result_stack.addWidget(self.placeholder)
+        self.result_stack.addWidget(scroll)
+        return self.result_stack
+
+    def current_input(self) -> str | None:
+        text = self.text.toPlainText()
+        return text if text.strip() else None
+
+    def empty_input_message(self) -> str:
+        return "Type or paste a text first (or open a .txt file with Ctrl+O)."
+
+    def show_result(self, result: Any) -> None:
+        rows = [(item["label"], item["score"]) for item in result.to_json()]
+        self.bars.set_scores(rows)
+        if rows:
+            label, score = rows[0]
+            tokens = getattr(result, "tokens", None)
+            read = f" · the model read {tokens} tokens" if tokens else ""
+            self.summary.setText(f"<span style='font-size:13pt'><b>{label}</b></span> &nbsp;{100 * score:.1f} %{read}")
+        else:
+            self.summary.setText("The model returned no labels.")
+        self.result_stack.setCurrentIndex(1)
+
+    def clear_result(self) -> None:
+        self.bars.set_scores([])
+        self.summary.clear()
+        self.result_stack.setCurrentIndex(0)
+
+    def explain(self, info: dict[str, Any] | None) -> str:
+        if (info or {}).get("model_type") == "distilbert":
+            head = (
+                "This tab adds the <b>classification head</b>: the final vector of <code>[CLS]</code> "
+                "goes through a dense layer with a ReLU (<code>pre_classifier</code>) and then "
+                "the <code>classifier</code>, which gives one number per label."
+            )
+        else:
+            head = (
+                "This tab adds the <b>classification head</b>: the final vector of <code>[CLS]</code>, "
+                "which has attended to the whole text, goes through the <i>pooler</i> (a dense layer "
+                "with tanh) and then the <code>classifier</code>, which gives one number per label."
+            )
+        scoring = (
+            " A softmax turns those numbers into probabilities that add up to 1 (a model with a "
+            "single label uses a sigmoid instead). Texts longer than the model's positions are cut, "
+            "and the tab says so."
+        )
+        return encoder_paragraph(info) + f"<p>{head}{scoring}</p>"
+
+    def open_path(self, path: Path) -> None:
+        self.text.load_file(path)
+
+    def load_sample(self) -> None:
+        self.text.setPlainText(SAMPLE)

@@ -1,0 +1,104 @@
+"""The text box of the text tabs, and the bookkeeping that maps the engine's character spans
+onto Qt's text positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+MAX_FILE_BYTES = 20_000_000  # a text file beyond this is almost certainly not meant as input
+
+
+def to_qt_position(text: str, index: int) -> int:
+    """Qt counts UTF-16 code units; Python counts code points. They differ after any
+    character outside the Basic Multilingual Plane (most emoji)."""
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+def read_text_file(path: Path) -> str:
+    """The text of a UTF-8 file, or ValueError with a message for people."""
+    path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not UTF-8 text") from None
+
+
+class TextInput(QPlainTextEdit):
+    """A plain-text box that also takes a dropped text file. `file_error(message)` reports a
+    file it could not read; the text already in the box is kept."""
+
+    file_error = Signal(str)
+    file_loaded = Signal(str)
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+        font = self.font()
+        font.setPointSizeF(font.pointSizeF() * 1.08)
+        self.setFont(font)
+
+    def load_file(self, path: Path) -> bool:
+        try:
+            text = read_text_file(path)
+        except (OSError, ValueError) as exc:
+            self.file_error.emit(str(exc))
+            return False
+        self.setPlainText(text)
+        self.file_loaded.emit(str(path))
+        return True
+
+    def highlight(self, spans: list[tuple[int, int, object]]) -> None:
+        """Mark character spans [(start, end, QColor)] of `toPlainText()` without editing it."""
+        text = self.toPlainText()
+        marks = []
+        for start, end, colour in spans:
+            mark = QTextEdit.ExtraSelection()
+            mark.format.setBackground(colour)
+            cursor = QTextCursor(self.document())
+            cursor.setPosition(to_qt_position(text, start))
+            cursor.setPosition(to_qt_position(text, end), QTextCursor.MoveMode.KeepAnchor)
+            mark.cursor = cursor
+            marks.append(mark)
+        self.setExtraSelections(marks)
+
+    def reveal(self, start: int, end: int) -> None:
+        """Select a character span and scroll it into view."""
+        text = self.toPlainText()
+        cursor = self.textCursor()
+        cursor.setPosition(to_qt_position(text, start))
+        cursor.setPosition(to_qt_position(text, end), QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(cursor)
+        self.ensureCursorVisible()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_file(event) is not None:
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragEnterEvent) -> None:
+        if _local_file(event) is not None:
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = _local_file(event)
+        if path is None:
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.load_file(path)
+
+
+def _local_file(event: QDropEvent) -> Path | None:
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    local = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
+    return local[0] if len(local) == 1 and local[0].is_file() else None

@@ -1,0 +1,394 @@
+"""The engine worker: one QObject on one QThread that owns every loaded model.
+
+The UI thread never imports torch. It hands jobs (load a model, run a task) to `Engine`, which
+queues them; `EngineWorker.serve` takes them one at a time in its own thread and answers through
+typed signals, which Qt delivers to the UI thread as queued calls. A job's id comes back with
+every signal, so a tab listens only for its own jobs.
+
+Every job ends with exactly one of `loaded` (load jobs), `result` (run jobs), `failed` or
+`cancelled`. Cancelling sets the job's `threading.Event`, which the engine checks between steps
+(`Hooks.cancel`); a job still waiting is dropped at once. A job with a `key` replaces a waiting
+job with the same key, so live inputs and repeated clicks keep only the newest request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+
+from engine.errors import Cancelled, EngineError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_LIMIT_MB = 4096
+_PROGRESS_INTERVAL_S = 0.05  # a download reports every chunk; the UI needs ~20 updates a second
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model a job needs: an engine task, a Hub id or folder, and where to run it."""
+
+    task: str
+    ref: str
+    device: str = "auto"
+    dtype: str = "fp32"
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str  # "load" or "run"
+    spec: ModelSpec
+    input: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class TaskMeta:
+    """What a tab needs to know about its engine task, read in the worker thread."""
+
+    name: str
+    title: str
+    default_model: str
+    suggested_models: tuple[str, ...]
+    options: tuple[Any, ...]  # engine.tasks.base.Option
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Sent once by `ready`: the devices present and the tasks the engine could import."""
+
+    devices: tuple[str, ...]
+    tasks: dict[str, TaskMeta]
+    broken: dict[str, str]  # task name -> why its module could not be imported
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The model a job used, as the status bar and the How-it-works panel show it."""
+
+    spec: ModelSpec
+    device: str  # resolved, e.g. "cpu" or "cuda"
+    dtype: str
+    info: dict[str, Any]
+    load_seconds: float  # 0.0 when the model came from the cache
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Any  # the task's engine.tasks.base.Result
+    latency_ms: float
+    model: Loaded
+
+
+#: `loader(spec, hooks)` builds the task object; tests pass a fake one.
+Loader = Callable[[ModelSpec, Any], Any]
+
+
+def load_engine_task(spec: ModelSpec, hooks: Any) -> Any:
+    from engine import tasks
+
+    return tasks.get(spec.task).load(spec.ref, device=spec.device, dtype=spec.dtype, hooks=hooks)
+
+
+class JobQueue:
+    """Jobs waiting for the worker, oldest first; safe to use from any thread.
+
+    `put` of a job whose key matches a waiting job takes that job's place and returns it;
+    `take` blocks until there is a job, and returns None once the queue is closed.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, job: Job) -> list[Job]:
+        with self._cond:
+            if self._closed:
+                return [job]
+            replaced = [j for j in self._jobs if job.key is not None and j.key == job.key]
+            if replaced:
+                at = self._jobs.index(replaced[0])
+                self._jobs = deque(j for j in self._jobs if j not in replaced)
+                self._jobs.insert(at, job)
+            else:
+                self._jobs.append(job)
+            self._cond.notify()
+            return replaced
+
+    def remove(self, job_id: int) -> Job | None:
+        with self._cond:
+            for job in self._jobs:
+                if job.id == job_id:
+                    self._jobs.remove(job)
+                    return job
+            return None
+
+    def take(self) -> Job | None:
+        with self._cond:
+            while not self._jobs and not self._closed:
+                self._cond.wait()
+            return None if self._closed else self._jobs.popleft()
+
+    def close(self) -> list[Job]:
+        """Stop serving; the jobs still waiting are returned so their callers hear of it."""
+        with self._cond:
+            self._closed = True
+            left, self._jobs = list(self._jobs), deque()
+            self._cond.notify_all()
+            return left
+
+
+class EngineWorker(QObject):
+    """Runs jobs from a `JobQueue` in its own thread and keeps loaded tasks in an LRU cache.
+
+    The cache key is (task, ref, resolved device, dtype). Past `cache_limit_mb` of parameters
+    the least recently used tasks are dropped, never the one just used.
+    """
+
+    ready = Signal(object)  # EngineInfo, once, when the engine has been imported
+    started = Signal(int)  # job id: the worker has taken the job
+    progress = Signal(int, object, object, str)  # job id, done, total or None, message
+    loaded = Signal(int, object)  # job id, Loaded (also sent by run jobs, before their result)
+    partial = Signal(int, object)  # job id, a streamed partial result
+    result = Signal(int, object)  # job id, Outcome
+    failed = Signal(int, str, str)  # job id, error kind (e.g. "ModelUnavailable"), message
+    cancelled = Signal(int)  # job id
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        tasks: Iterable[str],
+        *,
+        loader: Loader = load_engine_task,
+        cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB,
+    ) -> None:
+        super().__init__()
+        self._queue = queue
+        self._task_names = tuple(tasks)
+        self._loader = loader
+        self.cache_limit_mb = cache_limit_mb
+        self._cache: OrderedDict[tuple[str, str, str, str], tuple[Any, Loaded, int]] = OrderedDict()
+
+    @Slot()
+    def serve(self) -> None:
+        """The worker thread's whole life: describe the engine, then run jobs until closed."""
+        self.ready.emit(self._describe())
+        while (job := self._queue.take()) is not None:
+            self._do(job)
+        self._cache.clear()
+        self.thread().quit()
+
+    def cached_keys(self) -> list[tuple[str, str, str, str]]:
+        """Keys of the loaded tasks, least recently used first (for tests and diagnostics)."""
+        return list(self._cache)
+
+    def _describe(self) -> EngineInfo:
+        from engine import tasks
+        from engine.runtime import available_devices
+
+        metas, broken = {}, {}
+        for name in self._task_names:
+            try:
+                cls = tasks.get(name)
+                metas[name] = TaskMeta(
+                    name, cls.title, cls.default_model, tuple(cls.suggested_models), tuple(cls.options)
+                )
+            except Exception as exc:  # a half-written task module must not take the app down
+                log.exception("cannot import the %s task", name)
+                broken[name] = f"{type(exc).__name__}: {exc}"
+        return EngineInfo(tuple(available_devices()), metas, broken)
+
+    def _do(self, job: Job) -> None:
+        if job.cancel.is_set():
+            self.cancelled.emit(job.id)
+            return
+        self.started.emit(job.id)
+        try:
+            task, model = self._task_for(job)
+            self.loaded.emit(job.id, model)
+            if job.kind == "run":
+                began = time.perf_counter()
+                result = task.run(job.input, hooks=self._hooks(job), **job.options)
+                latency_ms = (time.perf_counter() - began) * 1000
+            if job.cancel.is_set():
+                raise Cancelled()
+        except Cancelled:
+            self.cancelled.emit(job.id)
+            return
+        except EngineError as exc:
+            self.failed.emit(job.id, type(exc).__name__, str(exc))
+            return
+        except MemoryError:
+            self.failed.emit(job.id, "MemoryError", "out of memory: try a smaller model or input")
+            return
+        except Exception as exc:  # a bug: say so, keep serving
+            log.exception("job %s failed", job.id)
+            self.failed.emit(job.id, "internal", f"internal error ({type(exc).__name__}: {exc})")
+            return
+        if job.kind == "run":
+            self.result.emit(job.id, Outcome(result, latency_ms, model))
+
+    def _hooks(self, job: Job) -> Any:
+        from engine.tasks.base import Hooks
+
+        last = 0.0
+
+        def on_progress(done: int, total: int | None, message: str) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= _PROGRESS_INTERVAL_S or (total and done >= total):
+                last = now
+                self.progress.emit(job.id, done, total, message)
+
+        return Hooks(
+            on_progress=on_progress,
+            on_partial=lambda value: self.partial.emit(job.id, value),
+            cancel=job.cancel,
+        )
+
+    def _task_for(self, job: Job) -> tuple[Any, Loaded]:
+        from engine.runtime import resolve_device
+
+        spec = job.spec
+        device = str(resolve_device(spec.device))
+        ref = str(Path(spec.ref).expanduser().resolve()) if Path(spec.ref).expanduser().is_dir() else spec.ref
+        key = (spec.task, ref, device, spec.dtype)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            task, model, _ = self._cache[key]
+            return task, Loaded(spec, model.device, model.dtype, model.info, 0.0)
+        self.progress.emit(job.id, 0, None, f"loading {spec.ref}")
+        began = time.perf_counter()
+        task = self._loader(ModelSpec(spec.task, ref, device, spec.dtype), self._hooks(job))
+        model = Loaded(spec, device, spec.dtype, dict(task.info()), time.perf_counter() - began)
+        self._cache[key] = (task, model, _parameter_bytes(task))
+        self._evict(keep=key)
+        return task, model
+
+    def _evict(self, keep: tuple[str, str, str, str]) -> None:
+        limit = self.cache_limit_mb * 1e6
+        freed = False
+        while sum(size for *_, size in self._cache.values()) > limit and len(self._cache) > 1:
+            oldest = next(iter(self._cache))
+            if oldest == keep:
+                break
+            del self._cache[oldest]
+            freed = True
+        if freed:
+            _release_device_memory()
+
+
+def _parameter_bytes(task: Any) -> int:
+    """Bytes held by the torch modules a task object keeps as attributes."""
+    from torch import nn
+
+    modules = [v for v in vars(task).values() if isinstance(v, nn.Module)]
+    tensors = {id(t): t for m in modules for t in [*m.parameters(), *m.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _release_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()  # the evicted task may sit in a reference cycle
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class Engine(QObject):
+    """The UI thread's handle on the worker: submit, cancel, stop. Owns the thread.
+
+    Connect to `worker`'s signals for answers; the connections are queued, so slots run in the
+    UI thread. `info` holds the `EngineInfo` once `worker.ready` has fired.
+    """
+
+    def __init__(
+        self,
+        tasks: Iterable[str],
+        *,
+        loader: Loader = load_engine_task,
+        cache_limit_mb: float = DEFAULT_CACHE_LIMIT_MB,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._queue = JobQueue()
+        self._ids = itertools.count(1)
+        self._live: dict[int, Job] = {}
+        self.info: EngineInfo | None = None
+        self.worker = EngineWorker(self._queue, tasks, loader=loader, cache_limit_mb=cache_limit_mb)
+        self._worker_thread = QThread()
+        self._worker_thread.setObjectName("engine-worker")
+        self.worker.moveToThread(self._worker_thread)
+        self._worker_thread.started.connect(self.worker.serve)
+        queued = Qt.ConnectionType.QueuedConnection
+        self.worker.ready.connect(self._on_ready, queued)
+        for done in (self.worker.result, self.worker.failed, self.worker.cancelled):
+            done.connect(self._forget, queued)
+        self.worker.loaded.connect(self._on_loaded, queued)
+
+    def start(self) -> None:
+        self._worker_thread.start()
+
+    def is_running(self) -> bool:
+        return self._worker_thread.isRunning()
+
+    def load(self, spec: ModelSpec, *, key: str | None = None) -> int:
+        return self._submit(Job(next(self._ids), "load", spec, key=key))
+
+    def run(self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None) -> int:
+        return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key))
+
+    def cancel(self, job_id: int) -> None:
+        """Stop a job: a waiting one is dropped now, a running one at its next check."""
+        job = self._live.get(job_id)
+        if job is None:
+            return
+        job.cancel.set()
+        if self._queue.remove(job_id) is not None:
+            self.worker.cancelled.emit(job_id)
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything and wait for the worker thread to end; True when it did."""
+        for job in self._queue.close():
+            job.cancel.set()
+        for job in self._live.values():
+            job.cancel.set()
+        if not self._worker_thread.isRunning():
+            return True
+        return self._worker_thread.wait(timeout_ms)
+
+    def _submit(self, job: Job) -> int:
+        self._live[job.id] = job
+        for old in self._queue.put(job):
+            old.cancel.set()
+            self.worker.cancelled.emit(old.id)
+        return job.id
+
+    @Slot(object)
+    def _on_ready(self, info: EngineInfo) -> None:
+        self.info = info
+
+    @Slot(int, object)
+    def _on_loaded(self, job_id: int, _model: Loaded) -> None:
+        job = self._live.get(job_id)
+        if job is not None and job.kind == "load":
+            self._live.pop(job_id, None)
+
+    @Slot(int)
+    def _forget(self, job_id: int, *_: Any) -> None:
+        self._live.pop(job_id, None)
