@@ -89,13 +89,28 @@ def _label_settings(num_labels: int, labels: list[str] | None) -> dict:
     return {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}
 
 
-def save_model(model_class: type, config, folder: Path, *, cased: bool = False, seed: int = 0):
-    """Save a random `model_class(config)` with a tokenizer to `folder`; return the model."""
+def save_model(
+    model_class: type, config, folder: Path, *, cased: bool = False, seed: int = 0, label_bias: list[float] | None = None
+):
+    """Save a random `model_class(config)` with a tokenizer to `folder`; return the model.
+    `label_bias` steers a random token classifier: the classifier's bias is set so that every
+    label's mean logit over random tokens is zero, then `label_bias` is added to it."""
     torch.manual_seed(seed)
     model = model_class(config).eval()
+    if label_bias is not None:
+        _steer_labels(model, label_bias)
     model.save_pretrained(folder)
     save_tokenizer(folder, cased=cased)
     return model
+
+
+def _steer_labels(model, label_bias: list[float]) -> None:
+    # a random encoder gives every token much the same vector, so one label would win everywhere
+    ids = torch.randint(5, model.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.classifier.bias.zero_()
+        mean = model(input_ids=ids).logits.mean(dim=(0, 1))
+        model.classifier.bias.copy_(torch.tensor(label_bias) - mean)
 
 
 def copy_without_json_tokenizer(folder: Path, target: Path) -> Path:

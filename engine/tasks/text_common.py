@@ -1,0 +1,199 @@
+"""What the three text tasks share: a BERT-family model with the task's head, the checkpoint's
+tokenizer, windows over long inputs, batching, and the facts the app shows about the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from tokenizers import Encoding
+from torch import nn
+
+from engine.checkpoint import StateDict, load_model
+from engine.config import id2label
+from engine.errors import CheckpointError, InputError
+from engine.models import bert, distilbert
+from engine.runtime import CancelFlag, check_cancel
+from engine.tasks.base import Task, require_architecture
+from engine.tokenization import load_tokenizer, tokenizer_settings
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one model family and where its sizes live in config.json."""
+
+    config: Any  # a config dataclass with `from_json`
+    heads: dict[str, type[nn.Module]]
+    adapt: Callable[[StateDict, set[str]], StateDict]
+    # info() name -> config.json key
+    sizes: dict[str, str]
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "bert": Architecture(
+        bert.BertConfig,
+        bert.HEADS,
+        bert.adapt_checkpoint,
+        {
+            "layers": "num_hidden_layers",
+            "hidden_size": "hidden_size",
+            "attention_heads": "num_attention_heads",
+            "feed_forward_size": "intermediate_size",
+            "vocabulary_size": "vocab_size",
+            "max_positions": "max_position_embeddings",
+        },
+    ),
+    "distilbert": Architecture(
+        distilbert.DistilBertConfig,
+        distilbert.HEADS,
+        distilbert.adapt_checkpoint,
+        {
+            "layers": "n_layers",
+            "hidden_size": "dim",
+            "attention_heads": "n_heads",
+            "feed_forward_size": "hidden_dim",
+            "vocabulary_size": "vocab_size",
+            "max_positions": "max_position_embeddings",
+        },
+    ),
+}
+
+#: How many windows go through the model at once (long inputs are split into windows).
+WINDOW_BATCH = 8
+
+
+class TextTask(Task):
+    """A BERT or DistilBERT checkpoint with the head named by `head`, and its tokenizer."""
+
+    modality = "text"
+    input_kind = "text"
+    extra_files = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+    head: ClassVar[str]  # a key of the model files' HEADS
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(folder, device, dtype)
+        self.architecture: Architecture = require_architecture(self.config, ARCHITECTURES, self.name)
+        model_config = self.architecture.config.from_json(self.config)
+        self.labels = id2label(self.config)
+        num_labels = 2 if self.head == "question-answering" else len(self.labels) or 2
+        head = self.architecture.heads[self.head]
+        self.model = load_model(
+            lambda: head(model_config, num_labels),
+            self.folder,
+            adapt=self.architecture.adapt,
+            device=device,
+            dtype=dtype,
+        )
+        self.tokenizer = load_tokenizer(self.folder)
+        positions = int(self.config.get("max_position_embeddings", 512))
+        # the tokenizer may allow fewer tokens than the model has positions, never more
+        self.max_length = min(tokenizer_settings(self.folder).model_max_length or positions, positions)
+        self.pad_id = self._token_id("[PAD]", default=0)
+        self.unk_id = self._token_id(getattr(self.tokenizer.model, "unk_token", "[UNK]"), default=None)
+
+    def _token_id(self, token: str, default: int | None) -> int | None:
+        found = self.tokenizer.token_to_id(token)
+        return default if found is None else found
+
+    def label(self, index: int) -> str:
+        """The name of label `index`, as transformers names unnamed labels."""
+        return self.labels.get(index, f"LABEL_{index}")
+
+    def info(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "architecture": (self.config.get("architectures") or [type(self.model).__name__])[0],
+            "model_type": self.config.get("model_type"),
+        }
+        for name, key in self.architecture.sizes.items():
+            facts[name] = self.config.get(key)
+        facts["max_tokens"] = self.max_length
+        facts["parameters"] = sum(p.numel() for p in self.model.parameters())
+        facts["labels"] = [self.label(i) for i in sorted(self.labels)]
+        return facts
+
+    # ----------------------------------------------------------------------- encoding
+
+    def encode(self, text: str, pair: str | None = None) -> Encoding:
+        """The whole text as one encoding, special tokens included, nothing truncated."""
+        return self.tokenizer.encode(text, pair)
+
+    def encode_windows(
+        self, text: str, pair: str | None = None, *, max_length: int, stride: int, only_second: bool = False
+    ) -> list[Encoding]:
+        """The text cut into windows of at most `max_length` tokens that share `stride` tokens
+        with their neighbours, as the tokenizer's overflow does it. With a pair (a question
+        first) only the second text is cut."""
+        self.tokenizer.enable_truncation(
+            max_length, stride=stride, strategy="only_second" if only_second else "longest_first"
+        )
+        try:
+            first = self.tokenizer.encode(text, pair)
+        except Exception as exc:  # the tokenizer's own explanation of an impossible window
+            raise InputError(f"the text cannot be cut into windows of {max_length} tokens: {exc}") from None
+        finally:
+            self.tokenizer.no_truncation()
+        return [first, *first.overflowing]
+
+    # ----------------------------------------------------------------------- running
+
+    def forward(
+        self,
+        encodings: Sequence[Encoding],
+        cancel: CancelFlag | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        """The model's output for each encoding, in groups of `WINDOW_BATCH` padded on the right;
+        each output is cut back to its encoding's length and moved to the CPU as float32.
+        `on_progress(done, total)` follows the encodings; `cancel` is checked between groups."""
+        outputs: list[Any] = []
+        per_token = self.head != "sequence-classification"
+        for begin in range(0, len(encodings), WINDOW_BATCH):
+            check_cancel(cancel)
+            group = encodings[begin : begin + WINDOW_BATCH]
+            with torch.inference_mode():
+                result = self.model(**self._batch(group))
+            for row, encoding in enumerate(group):
+                outputs.append(_take_row(result, row, len(encoding.ids), per_token))
+            if on_progress is not None:
+                on_progress(len(outputs), len(encodings))
+        return outputs
+
+    def _batch(self, encodings: Sequence[Encoding]) -> dict[str, torch.Tensor]:
+        width = max(len(e.ids) for e in encodings)
+        ids = torch.full((len(encodings), width), self.pad_id, dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n] = torch.tensor(encoding.ids)
+            types[row, :n] = torch.tensor(encoding.type_ids)
+            mask[row, :n] = 1
+        to = self.device
+        return {"input_ids": ids.to(to), "attention_mask": mask.to(to), "token_type_ids": types.to(to)}
+
+
+def _take_row(result: Any, row: int, length: int, per_token: bool) -> Any:
+    """Row `row` of a batched output (a tensor or a tuple of them), without the padding."""
+    if isinstance(result, tuple):
+        return tuple(_take_row(part, row, length, per_token) for part in result)
+    part = result[row, :length] if per_token else result[row]
+    return part.float().cpu()
+
+
+def check_text(text: Any, what: str = "text") -> str:
+    """The text itself, or an `InputError` when it is not a string or holds nothing to read."""
+    if not isinstance(text, str):
+        raise InputError(f"the {what} must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InputError(f"the {what} is empty" if not text else f"the {what} holds only whitespace")
+    return text
+
+
+def require_tokens(encoding: Encoding, what: str = "text") -> None:
+    """An `InputError` when the tokenizer found nothing in the text but special tokens (text
+    made only of control or zero-width characters, for instance)."""
+    if not any(mask == 0 for mask in encoding.special_tokens_mask):
+        raise InputError(f"the {what} holds no readable characters")
