@@ -1,0 +1,204 @@
+"""Extractive question answering: the answer is a span of the text, found by scoring every token
+as a start and as an end. Windows, masking and span choice follow transformers 4.x's
+question-answering pipeline (removed in 5.x), so answers and scores match it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding
+
+from engine.errors import InputError
+from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.text_common import TextTask, check_text, require_tokens
+
+# Logit given to tokens that cannot be in the answer (the question, special tokens): far below
+# any real logit, so their probability after the softmax is exactly zero.
+MASKED_LOGIT = -10000.0
+
+
+@dataclass
+class Answer:
+    answer: str
+    score: float
+    start: int  # character offsets into the text
+    end: int
+
+
+@dataclass
+class Answers(Result):
+    """The best answers, best first. An empty `answer` at 0..0 is the null answer: the text does
+    not answer the question (only offered with `handle_impossible_answer`)."""
+
+    answers: list[Answer]
+    no_answer: bool  # the best answer is the null answer
+    windows: int = 1
+
+    def to_json(self) -> Any:
+        items = [{"score": a.score, "start": a.start, "end": a.end, "answer": a.answer} for a in self.answers]
+        return items[0] if len(items) == 1 else items
+
+
+class QuestionAnswering(TextTask):
+    """Answer a question from a text with a BERT or DistilBERT question-answering checkpoint."""
+
+    name = "question-answering"
+    title = "Question answering"
+    default_model = "distilbert/distilbert-base-cased-distilled-squad"
+    suggested_models = (
+        "distilbert/distilbert-base-cased-distilled-squad",
+        "deepset/bert-base-cased-squad2",
+    )
+    head = "question-answering"
+    options = (
+        Option("question", str, None, "the question to answer from the text (required)"),
+        Option("top_k", int, 1, "how many answers to return, best first"),
+        Option("doc_stride", int, 128, "tokens shared by neighbouring windows of a long text"),
+        Option("max_answer_len", int, 15, "the longest answer, in tokens"),
+        Option("max_seq_len", int, 384, "tokens per window, question included"),
+        Option("max_question_len", int, 64, "the longest question, in tokens; longer ones are cut"),
+        Option("handle_impossible_answer", bool, False, "allow the answer that the text holds no answer"),
+    )
+
+    def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Answers:
+        hooks = hooks or Hooks()
+        opts = self.resolve_options(options)
+        if opts["question"] is None:
+            raise InputError("question answering needs a question (--question)")
+        for name in ("top_k", "max_answer_len", "max_seq_len", "max_question_len"):
+            if opts[name] < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be 1 or more")
+        if opts["doc_stride"] < 0:
+            raise InputError("--doc-stride must be 0 or more")
+        context = check_text(input)
+        require_tokens(self.encode(context))
+        warnings: list[str] = []
+        question = self._fit_question(check_text(opts["question"], "question"), opts["max_question_len"], warnings)
+        windows = self._windows(question, context, opts["max_seq_len"], opts["doc_stride"], warnings)
+
+        def progress(done: int, total: int) -> None:
+            if hooks.on_progress is not None:
+                hooks.on_progress(done, total, f"reading window {done} of {total}")
+
+        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress)
+        found: list[Answer] = []
+        null_score = 1e6  # the pipeline's starting value: any real score is lower
+        for encoding, (start_logits, end_logits) in zip(windows, logits):
+            spans, window_null = _best_spans(
+                encoding, self.cls_id, start_logits.numpy(), end_logits.numpy(),
+                opts["top_k"], opts["max_answer_len"],
+            )
+            null_score = min(null_score, window_null)
+            for first, last, score in spans:
+                start, end = _char_span(encoding, first, last)
+                _add_answer(found, Answer(context[start:end], score, start, end))
+        if opts["handle_impossible_answer"]:
+            found.append(Answer("", null_score, 0, 0))
+        found.sort(key=lambda a: a.score, reverse=True)
+        found = found[: opts["top_k"]]
+        no_answer = bool(found) and found[0].answer == "" and found[0].start == found[0].end == 0
+        if no_answer:
+            warnings.append("the most likely answer is that the text does not answer the question")
+        return Answers(found, no_answer, windows=len(windows), warnings=warnings)
+
+    @property
+    def cls_id(self) -> int | None:
+        return self.tokenizer.token_to_id("[CLS]")
+
+    def _fit_question(self, question: str, max_tokens: int, warnings: list[str]) -> str:
+        """The question, cut after `max_tokens` tokens."""
+        encoding = self.tokenizer.encode(question, add_special_tokens=False)
+        if not encoding.ids:
+            raise InputError("the question holds no readable characters")
+        if len(encoding.ids) <= max_tokens:
+            return question
+        warnings.append(f"question cut to its first {max_tokens} tokens of {len(encoding.ids)}")
+        return question[: encoding.offsets[max_tokens - 1][1]]
+
+    def _windows(
+        self, question: str, context: str, max_seq_len: int, stride: int, warnings: list[str]
+    ) -> list[Encoding]:
+        """Question first, then as much of the context as fits; long contexts in windows that
+        share `stride` tokens."""
+        if max_seq_len > self.max_length:
+            warnings.append(f"max_seq_len lowered to the model's {self.max_length} tokens")
+            max_seq_len = self.max_length
+        question_tokens = len(self.tokenizer.encode(question, add_special_tokens=False).ids)
+        room = max_seq_len - question_tokens - self.tokenizer.num_special_tokens_to_add(True)
+        if room < 1:
+            raise InputError(
+                f"the question ({question_tokens} tokens) leaves no room for the text in "
+                f"windows of {max_seq_len} tokens: ask a shorter question"
+            )
+        if stride >= room:
+            stride = room // 2
+            warnings.append(f"doc_stride lowered to {stride} tokens to fit the windows")
+        windows = self.encode_windows(question, context, max_length=max_seq_len, stride=stride, only_second=True)
+        if len(windows) > 1:
+            warnings.append(f"the text was read in {len(windows)} overlapping windows of {max_seq_len} tokens")
+        return windows
+
+
+def _best_spans(
+    encoding: Encoding,
+    cls_id: int | None,
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    top_k: int,
+    max_answer_len: int,
+) -> tuple[list[tuple[int, int, float]], float]:
+    """The window's `top_k` best (first token, last token, score) spans inside the context, and
+    the score of the null answer (start and end both on the [CLS] token)."""
+    # tokens of the context may be in the answer; so may [CLS], which stands for "no answer"
+    allowed = np.array([sequence == 1 for sequence in encoding.sequence_ids])
+    if cls_id is not None:
+        allowed |= np.array(encoding.ids) == cls_id
+    start = _softmax(np.where(allowed, start_logits, np.float32(MASKED_LOGIT)))
+    end = _softmax(np.where(allowed, end_logits, np.float32(MASKED_LOGIT)))
+    null_score = float(start[0] * end[0])
+    start[0] = end[0] = 0.0  # the null answer is scored on its own, not as a span
+
+    # pairs[i, j] = P(start at i) * P(end at j), kept only where i <= j < i + max_answer_len
+    pairs = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
+    flat = pairs.ravel()
+    if top_k == 1:
+        best = np.array([flat.argmax()])
+    else:
+        best = np.argsort(-flat, kind="stable")[:top_k]
+    firsts, lasts = np.unravel_index(best, pairs.shape)
+    spans = [
+        (int(i), int(j), float(pairs[i, j]))
+        for i, j in zip(firsts, lasts)
+        if allowed[i] and allowed[j]
+    ]
+    return spans, null_score
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+def _char_span(encoding: Encoding, first: int, last: int) -> tuple[int, int]:
+    """Characters of the context from the first token's word to the last token's word (whole
+    words, as the pipeline's `align_to_words`), or from the tokens' own offsets when a token
+    belongs to no word."""
+    first_word, last_word = encoding.token_to_word(first), encoding.token_to_word(last)
+    if first_word is not None and last_word is not None:
+        begin = encoding.word_to_chars(first_word, 1)
+        finish = encoding.word_to_chars(last_word, 1)
+        if begin is not None and finish is not None:
+            return begin[0], finish[1]
+    return encoding.offsets[first][0], encoding.offsets[last][1]
+
+
+def _add_answer(answers: list[Answer], new: Answer) -> None:
+    """Add `new`, or add its score to an answer with the same text (ignoring case) that an
+    overlapping window or a neighbouring span already found."""
+    for answer in answers:
+        if answer.answer.lower() == new.answer.lower():
+            answer.score += new.score
+            return
+    answers.append(new)
