@@ -16,14 +16,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can open images early
+    import torch
 
 #: Larger pictures are decoded at a reduced scale (JPEG) or refused: 100 MP of RGB is 300 MB.
 MAX_PIXELS = 100_000_000
@@ -175,10 +177,10 @@ class Size:
             if default_to_square:
                 return cls(height=value, width=value)
             return cls(shortest_edge=value, longest_edge=max_size)
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return cls(height=int(value[0]), width=int(value[1]))
-        if isinstance(value, Mapping):
-            given = {k: int(v) for k, v in value.items() if v is not None}
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            return cls(height=value[0], width=value[1])
+        if isinstance(value, Mapping) and all(isinstance(v, (int, type(None))) for v in value.values()):
+            given = {k: v for k, v in value.items() if v is not None}
             if set(given) in (
                 {"height", "width"},
                 {"shortest_edge"},
@@ -238,10 +240,9 @@ class ImageProcessorConfig:
             picked["crop_size"] = Size.parse(merged["crop_size"], default_to_square=True, what="crop_size")
         if merged.get("resample") is not None:
             picked["resample"] = parse_resample(merged["resample"])
-        if merged.get("crop_pct") is not None:
-            picked["crop_pct"] = float(merged["crop_pct"])
-        if merged.get("rescale_factor") is not None:
-            picked["rescale_factor"] = float(merged["rescale_factor"])
+        for key in ("crop_pct", "rescale_factor"):
+            if merged.get(key) is not None:
+                picked[key] = _number(merged[key], key)
         for key in ("image_mean", "image_std"):
             if merged.get(key) is not None:
                 picked[key] = _three(merged[key], key)
@@ -276,10 +277,16 @@ def parse_resample(value: Any) -> int:
     raise CheckpointError(f"preprocessor_config.json has an unknown resample filter: {value!r}")
 
 
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise CheckpointError(f"preprocessor_config.json: {key} must be a positive number, not {value!r}")
+
+
 def _three(value: Any, key: str) -> tuple[float, float, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (float(value),) * 3
-    if isinstance(value, (list, tuple)) and len(value) == 3:
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value):
         return tuple(float(v) for v in value)  # type: ignore[return-value]
     raise CheckpointError(f"preprocessor_config.json: {key} must be one number or three, not {value!r}")
 
@@ -378,6 +385,8 @@ def value_table(config: ImageProcessorConfig) -> np.ndarray:
 def to_pixel_values(image: Image.Image, table: np.ndarray) -> torch.Tensor:
     """(1, 3, H, W) float32 from an RGB image, each value looked up in `table` (see
     `value_table`)."""
+    import torch
+
     pixels = np.asarray(image)  # (H, W, 3) uint8
     out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
     for channel in range(3):

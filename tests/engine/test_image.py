@@ -298,6 +298,8 @@ def test_config_variants_and_defaults(tmp_path):
     [
         ({"size": {"longest_edge": 100}}, "size this app cannot use"),
         ({"size": "large"}, "size this app cannot use"),
+        ({"size": {"height": "224", "width": 224}}, "size this app cannot use"),
+        ({"crop_pct": -1}, "positive number"),
         ({"resample": 9}, "unknown resample"),
         ({"image_mean": [0.5, 0.5]}, "one number or three"),
         ({"do_center_crop": True}, "without a crop_size"),
@@ -306,6 +308,17 @@ def test_config_variants_and_defaults(tmp_path):
 def test_unusable_configs_are_checkpoint_errors(data, message):
     with pytest.raises(CheckpointError, match=message):
         img.ImageProcessorConfig.from_dict(data)
+
+
+def test_opening_images_does_not_import_torch():
+    """The app opens and shows pictures before any model is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, engine.image; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.strip() == "False"
 
 
 def test_preprocess_wants_rgb():
