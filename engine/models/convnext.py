@@ -98,6 +98,8 @@ class Stage(nn.Module):
 
 
 class Encoder(nn.Module):
+    """The stages, each at half the resolution of the one before."""
+
     def __init__(self, config: ConvNextConfig) -> None:
         super().__init__()
         dims = config.hidden_sizes
@@ -152,6 +154,8 @@ class ConvNextForImageClassification(nn.Module):
 
 @dataclass(frozen=True)
 class ConvNextConfig:
+    """The fields of a ConvNeXT config.json that the model reads."""
+
     hidden_sizes: tuple[int, ...] = (96, 192, 384, 768)
     depths: tuple[int, ...] = (3, 3, 9, 3)
     num_channels: int = 3

@@ -49,10 +49,9 @@ class Embeddings(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.config = config
-        num_patches = (config.image_size[0] // config.patch_size[0]) * (config.image_size[1] // config.patch_size[1])
         self.cls_token = nn.Parameter(torch.empty(1, 1, config.hidden_size))
         self.patch_embeddings = PatchEmbeddings(config)
-        self.position_embeddings = nn.Parameter(torch.empty(1, num_patches + 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(torch.empty(1, config.num_patches + 1, config.hidden_size))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
@@ -68,6 +67,9 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention over all tokens (no mask: every patch sees every
+    patch)."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.num_heads = config.num_attention_heads
@@ -86,6 +88,8 @@ class SelfAttention(nn.Module):
 
 
 class SelfOutput(nn.Module):
+    """The projection after attention; the checkpoint keeps it in its own module."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
@@ -95,6 +99,8 @@ class SelfOutput(nn.Module):
 
 
 class Attention(nn.Module):
+    """Attention followed by its output projection."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.attention = SelfAttention(config)
@@ -105,6 +111,8 @@ class Attention(nn.Module):
 
 
 class Intermediate(nn.Module):
+    """The MLP's expansion to `intermediate_size`, with its activation."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -115,6 +123,8 @@ class Intermediate(nn.Module):
 
 
 class Output(nn.Module):
+    """The MLP's projection back to the hidden size."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
@@ -140,6 +150,8 @@ class Layer(nn.Module):
 
 
 class Encoder(nn.Module):
+    """The stack of transformer layers."""
+
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
@@ -190,6 +202,8 @@ class ViTForImageClassification(nn.Module):
 
 @dataclass(frozen=True)
 class ViTConfig:
+    """The fields of a ViT config.json that the model reads."""
+
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
