@@ -59,7 +59,7 @@ class DetrAttention(nn.Module):
 
 
 class DetrEncoderLayer(nn.Module):
-    """Post-norm self-attention over the flattened feature map, then a ReLU MLP."""
+    """Post-norm self-attention over the flattened feature map, then the MLP."""
 
     def __init__(self, dim: int, heads: int, ffn_dim: int, activation: str) -> None:
         super().__init__()
@@ -106,6 +106,8 @@ class DetrDecoderLayer(nn.Module):
 
 
 class DetrEncoder(nn.Module):
+    """The encoder's layers; `DetrModel.forward` runs them (it owns the positions and mask)."""
+
     def __init__(self, config: DetrConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -116,6 +118,8 @@ class DetrEncoder(nn.Module):
 
 
 class DetrDecoder(nn.Module):
+    """The decoder's layers and the LayerNorm applied after the last one."""
+
     def __init__(self, config: DetrConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
@@ -135,6 +139,8 @@ class _ConvEncoder(nn.Module):
 
 
 class _Backbone(nn.Module):
+    """Holds `conv_encoder`; the sine positions have no weights, so nothing else lives here."""
+
     def __init__(self, backbone: ResNetConfig) -> None:
         super().__init__()
         self.conv_encoder = _ConvEncoder(backbone)

@@ -242,3 +242,14 @@ def test_catalogue_and_task_facts():
     assert cls is od.ObjectDetection
     assert (cls.modality, cls.input_kind, cls.default_model) == ("vision", "image", "facebook/detr-resnet-50")
     assert cls.resolve_options({}) == {"threshold": 0.5}
+
+
+def test_cli_prints_the_pipeline_json(checkpoint, image_files, capsys):
+    from engine.cli import main
+
+    code = main(["object-detection", str(image_files[0]), "--model", str(checkpoint[0]),
+                 "--device", "cpu", "--threshold", "0"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed) == 12  # every query scores above 0
+    assert set(printed[0]) == {"score", "label", "box"}
