@@ -95,11 +95,12 @@ class CTCVocabulary:
         return len(self.tokens)
 
     def _groups(self, ids: Sequence[int]) -> list[Span]:
-        """Runs of equal ids as token text and frame range, the blank runs included."""
+        """Runs of equal tokens as text and frame range, the blank runs included. Runs are of
+        equal text, not ids: an unknown id next to the unknown token is one run."""
         spans, start = [], 0
-        for token_id, run in groupby(ids):
+        for text, run in groupby(self.tokens.get(int(i), self.unknown) for i in ids):
             length = sum(1 for _ in run)
-            spans.append(Span(self.tokens.get(int(token_id), self.unknown), start, start + length))
+            spans.append(Span(text, start, start + length))
             start += length
         return spans
 

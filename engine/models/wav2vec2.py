@@ -355,11 +355,7 @@ def adapt(state: StateDict, expected: set[str]) -> StateDict:
     """The checkpoint's keys in this module's names: HuBERT's base prefix, the positional conv's
     weight norm folded into a plain weight, and training-only tensors dropped."""
     state = {("wav2vec2." + k[len("hubert."):] if k.startswith("hubert.") else k): v for k, v in state.items()}
-    state = match_prefix(state, expected, "wav2vec2.")
     state = drop_keys(state, ("masked_spec_embed",))
-    for key in expected:  # a counter only training reads; older files lack it
-        if key.endswith("num_batches_tracked"):
-            state.setdefault(key, torch.tensor(0))
     for magnitude_name, direction_name in _WEIGHT_NORM_FORMS:
         for key in [k for k in state if k.endswith("." + magnitude_name)]:
             module = key[: -len(magnitude_name)]
@@ -367,6 +363,10 @@ def adapt(state: StateDict, expected: set[str]) -> StateDict:
             if direction is None:
                 raise CheckpointError(f"{key} has no matching {module + direction_name} in the checkpoint")
             state[module + "weight"] = fold_weight_norm(state.pop(key), direction)
+    state = match_prefix(state, expected, "wav2vec2.")  # after the renames, which it checks against
+    for key in expected:  # a counter only training reads; older files lack it
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, torch.tensor(0))
     return state
 
 

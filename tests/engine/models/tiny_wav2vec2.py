@@ -48,6 +48,15 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
         {"feat_extract_norm": "layer", "do_stable_layer_norm": True, "adapter_attn_dim": 8},
         {"return_attention_mask": True},
     ),
+    # for the long-file tests, where only the plumbing is under test: one conv of kernel 400
+    # and stride 320 keeps base's frame geometry (400-sample field, 20 ms frames) at little cost
+    "ctc-micro": (
+        "Wav2Vec2ForCTC",
+        {"conv_dim": (8,), "conv_kernel": (400,), "conv_stride": (320,), "hidden_size": 8,
+         "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+         "num_conv_pos_embedding_groups": 2},
+        {},
+    ),
     "hubert-ctc": ("HubertForCTC", {}, {}),
     "hubert-ctc-bn": (
         "HubertForCTC",

@@ -1,0 +1,205 @@
+"""Wav2Vec2 and HuBERT against transformers on the same tiny checkpoint files: every variant
+the Hub uses, both weight-norm storage forms, padded batches, and the loading errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.checkpoint import load_model
+from engine.errors import CheckpointError
+from engine.models import wav2vec2
+from engine.speech import load_speech_model
+from tests.engine.models.tiny_wav2vec2 import VARIANTS, checkpoint, rewrite_weight_norm_as_g_v, speech_like
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "tiny-wav2vec2"
+
+
+def _oracle(folder):
+    import transformers
+
+    name = json.loads((folder / "config.json").read_text())["architectures"][0]
+    return getattr(transformers, name).from_pretrained(folder).eval()
+
+
+def _head(variant: str) -> type:
+    return wav2vec2.Wav2Vec2ForCTC if "CTC" in VARIANTS[variant][0] else wav2vec2.Wav2Vec2ForSequenceClassification
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two clips, the second padded with zeros after 1.3 s."""
+    long, short = speech_like(2.0, seed=1), speech_like(1.3, seed=2)
+    values = torch.zeros(2, len(long))
+    values[0] = torch.from_numpy(long)
+    values[1, : len(short)] = torch.from_numpy(short)
+    mask = torch.zeros(2, len(long), dtype=torch.long)
+    mask[0] = 1
+    mask[1, : len(short)] = 1
+    return values, mask
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_logits_match_transformers(root, variant):
+    folder = checkpoint(variant, root)
+    oracle = _oracle(folder)
+    ours, _ = load_speech_model(folder, _head(variant), torch.device("cpu"), torch.float32)
+    x = torch.from_numpy(speech_like(1.7, seed=3))[None]
+    with torch.no_grad():
+        expected = oracle(x).logits
+    got = ours(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, **TOL)
+
+
+@pytest.mark.parametrize("variant", ["ctc-layer-stable", "hubert-ctc-bn", "cls-weighted", "cls-stable-weighted"])
+def test_padded_batch_with_attention_mask_matches_transformers(root, variant):
+    folder = checkpoint(variant, root)
+    oracle = _oracle(folder)
+    ours, config = load_speech_model(folder, _head(variant), torch.device("cpu"), torch.float32)
+    values, mask = _batch()
+    with torch.no_grad():
+        expected = oracle(values, attention_mask=mask).logits
+        got = ours(values, mask)
+        short = int(mask[1].sum())
+        alone = ours(values[1:, :short], mask[1:, :short])[0]
+    if "CTC" in VARIANTS[variant][0]:  # frames past the short clip's end are padding in both
+        real = int(wav2vec2.frame_lengths(mask.sum(-1), config)[1])
+        torch.testing.assert_close(got[0], expected[0], **TOL)
+        torch.testing.assert_close(got[1, :real], expected[1, :real], **TOL)
+        got = got[1, :real]
+    else:
+        torch.testing.assert_close(got, expected, **TOL)
+        got = got[1]
+    if config.feat_extract_norm == "layer":  # group norm sees the padding; layer norm does not
+        torch.testing.assert_close(got, alone, **TOL)
+
+
+def test_old_weight_norm_keys_load_the_same_weights(root, tmp_path):
+    folder = checkpoint("ctc-group", root)
+    old = rewrite_weight_norm_as_g_v(folder, tmp_path / "g-v")
+    assert any(k.endswith("weight_g") for k in load_file(str(old / "model.safetensors")))
+    new_form, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, torch.device("cpu"), torch.float32)
+    old_form, _ = load_speech_model(old, wav2vec2.Wav2Vec2ForCTC, torch.device("cpu"), torch.float32)
+    assert torch.equal(
+        new_form.wav2vec2.encoder.pos_conv_embed.conv.weight, old_form.wav2vec2.encoder.pos_conv_embed.conv.weight
+    )
+    x = torch.from_numpy(speech_like(1.0))[None]
+    with torch.no_grad():
+        expected = _oracle(old)(x).logits  # transformers reads the old form too
+    torch.testing.assert_close(old_form(x), expected, **TOL)
+
+
+def test_folded_weight_norm_equals_torch_weight_norm():
+    conv = torch.nn.utils.parametrizations.weight_norm(torch.nn.Conv1d(8, 8, 5, groups=2), name="weight", dim=2)
+    g = conv.parametrizations.weight.original0.detach()
+    v = conv.parametrizations.weight.original1.detach()
+    assert g.shape == (1, 1, 5)
+    torch.testing.assert_close(wav2vec2.fold_weight_norm(g, v), conv.weight.detach(), atol=1e-7, rtol=1e-6)
+
+
+def test_checkpoint_saved_without_the_base_prefix_loads(root, tmp_path):
+    folder = checkpoint("cls-last", root)
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({k.removeprefix("wav2vec2."): v for k, v in state.items()}, str(bare / "model.safetensors"))
+    a, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForSequenceClassification, "cpu", torch.float32)
+    b, _ = load_speech_model(bare, wav2vec2.Wav2Vec2ForSequenceClassification, "cpu", torch.float32)
+    for (name, mine), theirs in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(mine, theirs), name
+    x = torch.from_numpy(speech_like(0.5))[None]
+    torch.testing.assert_close(a(x), b(x), **TOL)
+
+
+def test_frame_geometry_matches_transformers(root):
+    import transformers
+
+    folder = checkpoint("ctc-group", root)
+    config = wav2vec2.config_from_json(json.loads((folder / "config.json").read_text()))
+    oracle = transformers.Wav2Vec2ForCTC.from_pretrained(folder)
+    lengths = torch.tensor([400, 401, 719, 720, 16000, 160_000, 480_123])
+    assert torch.equal(wav2vec2.frame_lengths(lengths, config), oracle._get_feat_extract_output_lengths(lengths))
+    assert config.samples_per_frame == oracle.config.inputs_to_logits_ratio == 320
+    assert config.receptive_field == 400
+    assert wav2vec2.frame_lengths(torch.tensor([399]), config).item() == 0
+
+
+def test_half_precision_runs_close_to_float32(root):
+    folder = checkpoint("ctc-layer-stable", root)
+    full, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+    half, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.bfloat16)
+    assert half.lm_head.weight.dtype == torch.bfloat16
+    x = torch.from_numpy(speech_like(1.0))[None]
+    assert (half(x.bfloat16()).float() - full(x)).abs().max() < 0.3
+
+
+def test_a_pretraining_checkpoint_is_refused_by_name(root, tmp_path):
+    folder = tmp_path / "pretraining"
+    shutil.copytree(checkpoint("ctc-group", root), folder)
+    data = json.loads((folder / "config.json").read_text())
+    data["architectures"] = ["Wav2Vec2ForPreTraining"]
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="Wav2Vec2ForPreTraining.*CTC"):
+        load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+
+
+def test_a_classification_checkpoint_lacks_the_ctc_head(root, tmp_path):
+    folder = tmp_path / "no-architectures"
+    shutil.copytree(checkpoint("cls-last", root), folder)
+    data = json.loads((folder / "config.json").read_text())
+    del data["architectures"]
+    data["vocab_size"] = 32
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="lm_head"):
+        load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+
+
+def test_other_architectures_are_named(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"]}))
+    with pytest.raises(CheckpointError, match="whisper.*hubert, wav2vec2"):
+        load_speech_model(tmp_path, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"conv_kernel": [10, 3]}, "differ in length"),
+        ({"feat_extract_norm": "batch"}, "feat_extract_norm"),
+        ({"hidden_act": "mish"}, "activation"),
+        ({"add_adapter": True}, "add_adapter"),
+        ({"hidden_size": None}, "hidden_size"),
+    ],
+)
+def test_bad_configs_are_clear_errors(root, change, message):
+    data = json.loads((checkpoint("ctc-group", root) / "config.json").read_text())
+    data.update(change)
+    data = {k: v for k, v in data.items() if v is not None}
+    with pytest.raises(CheckpointError, match=message):
+        wav2vec2.config_from_json(data)
+
+
+def test_a_truncated_weight_norm_pair_is_named(root):
+    state = {"encoder.pos_conv_embed.conv.weight_g": torch.ones(1, 1, 4)}
+    with pytest.raises(CheckpointError, match="weight_v"):
+        wav2vec2.adapt(state, set())
+
+
+def test_loading_assigns_every_tensor(root):
+    folder = checkpoint("hubert-ctc-bn", root)
+    model = load_model(
+        lambda: wav2vec2.Wav2Vec2ForCTC(wav2vec2.config_from_json(json.loads((folder / "config.json").read_text()))),
+        folder,
+        adapt=wav2vec2.adapt,
+    )
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert np.isfinite(model(torch.from_numpy(speech_like(0.5))[None]).detach().numpy()).all()
