@@ -1,0 +1,114 @@
+"""The live transcriber: a recording fed in real-time-sized blocks ends with exactly the text
+of transcribing the file, committed text is never rewritten, and the partial tail moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine import audio
+from engine.errors import InputError
+from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
+from engine.tasks.speech_recognition import SpeechRecognition
+from tests.engine.models.tiny_wav2vec2 import checkpoint, speech_like
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return SpeechRecognition.load(checkpoint("ctc-group", tmp_path_factory.getbasetemp() / "tiny-wav2vec2"), device="cpu")
+
+
+def _feed(transcriber: LiveTranscriber, samples: np.ndarray, block: int) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    transcriber.on_partial = lambda committed, partial: events.append((committed, partial))
+    for i in range(0, len(samples), block):
+        transcriber.feed(samples[i : i + block])
+    return events
+
+
+def _assert_never_rewritten(events: list[tuple[str, str]], final: str) -> None:
+    committed = [c for c, _ in events]
+    for before, after in zip(committed, committed[1:]):
+        assert after.startswith(before), (before, after)
+    assert final.startswith(committed[-1])
+
+
+@pytest.mark.parametrize("block_s", [0.1, 0.5])
+def test_a_recording_fed_in_blocks_ends_with_the_files_text(task, tmp_path, block_s):
+    path = tmp_path / "recording.wav"
+    soundfile.write(path, speech_like(15.0, seed=8), 16_000, subtype="PCM_16")
+    expected = task.run(path, chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S)
+    transcriber = LiveTranscriber(task)
+    events = _feed(transcriber, audio.load_audio(path), int(block_s * 16_000))
+    committed_before_flush = transcriber.committed
+    result = transcriber.flush()
+    assert result.text == expected.text and result.chunks == expected.chunks
+    assert transcriber.committed == expected.text and transcriber.partial == ""
+    _assert_never_rewritten(events + [(transcriber.committed, "")], expected.text)
+    assert committed_before_flush  # words were committed while the audio was still arriving
+    assert len({p for _, p in events}) > 5  # and the partial tail kept changing
+
+
+def test_a_recording_shorter_than_a_window_ends_with_the_one_pass_text(task):
+    from transformers import pipeline
+
+    samples = speech_like(4.0, seed=9)
+    pipe = pipeline("automatic-speech-recognition", model=str(task.folder), device="cpu")
+    transcriber = LiveTranscriber(task)
+    events = _feed(transcriber, samples, 1_600)
+    assert transcriber.committed == "" and events  # nothing final yet, only partials
+    assert transcriber.flush().text == pipe(samples.copy())["text"] == task.run(samples, chunk_length_s=0).text
+
+
+def test_block_sizes_do_not_change_anything(task):
+    samples = speech_like(11.0, seed=10)
+    texts = set()
+    for block in (160, 4_321, len(samples)):  # 10 ms, odd sizes, and everything at once
+        transcriber = LiveTranscriber(task, chunk_length_s=4, stride_length_s=0.5, partial_every_s=5)
+        _feed(transcriber, samples, block)
+        texts.add(transcriber.flush().text)
+    assert len(texts) == 1
+
+
+def test_a_48k_microphone_is_resampled_on_the_fly(task):
+    samples_48k = speech_like(8.0, seed=12, rate=48_000)
+    transcriber = LiveTranscriber(task, sample_rate=48_000, partial_every_s=5)
+    _feed(transcriber, samples_48k, 4_800)
+    result = transcriber.flush()
+    expected = task.run(
+        audio.resample(samples_48k, 48_000), chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S
+    )
+    assert result.text == expected.text
+    assert result.duration == pytest.approx(8.0, abs=0.01)
+
+
+def test_stereo_blocks_are_downmixed(task):
+    mono = speech_like(3.0, seed=13)
+    stereo = np.stack([mono, mono], axis=1)
+    a, b = LiveTranscriber(task, partial_every_s=5), LiveTranscriber(task, partial_every_s=5)
+    _feed(a, mono, 1_600)
+    _feed(b, stereo, 1_600)
+    assert a.flush().text == b.flush().text
+
+
+def test_partial_text_appears_within_one_interval(task):
+    transcriber = LiveTranscriber(task, partial_every_s=0.3)
+    transcriber.feed(speech_like(0.2, seed=14))
+    assert transcriber.partial == ""  # not enough new audio yet for a decode
+    transcriber.feed(speech_like(0.2, seed=15))
+    assert transcriber.partial != "" and transcriber.text == transcriber.partial
+
+
+def test_misuse_is_refused(task):
+    transcriber = LiveTranscriber(task)
+    with pytest.raises(InputError, match="not numbers"):
+        transcriber.feed(np.array([0.0, np.nan], dtype=np.float32))
+    transcriber.feed(speech_like(1.0))
+    transcriber.flush()
+    with pytest.raises(RuntimeError, match="flush"):
+        transcriber.feed(speech_like(0.1))
+    with pytest.raises(RuntimeError, match="already"):
+        transcriber.flush()
+    with pytest.raises(InputError, match="twice the stride"):
+        LiveTranscriber(task, chunk_length_s=2, stride_length_s=1)
