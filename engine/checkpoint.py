@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from engine.config import read_json
 from engine.errors import CheckpointError
@@ -112,7 +113,7 @@ def load_model(
     `adapt(state, expected_keys)` applies the model's own renames. Keys must then match
     exactly: the error names what is missing and what is left over.
     """
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipRandomInit():
         model = build()
     expected = model.state_dict()
     state = rename_legacy_layer_norms(read_state_dict(folder))
@@ -133,6 +134,26 @@ def load_model(
     if leftover:  # a non-persistent buffer the model forgot to compute: a bug, not bad input
         raise RuntimeError(f"{type(model).__name__} left tensors on the meta device: {leftover}")
     return model.eval()
+
+
+class _SkipRandomInit(TorchFunctionMode):
+    """Leave parameters uninitialised while a model is built on the meta device: the values are
+    never used, and random sampling there imports torch._dynamo (about a second)."""
+
+    IN_PLACE = {"normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
+                "xavier_uniform_", "xavier_normal_", "orthogonal_"}
+    FACTORIES = {"randn", "rand"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        target = args[0] if args else kwargs.get("tensor")
+        if name in self.IN_PLACE and isinstance(target, torch.Tensor):
+            return target
+        if name in self.FACTORIES:
+            kwargs.pop("generator", None)
+            return torch.empty(*args, **kwargs)
+        return func(*args, **kwargs)
 
 
 def _check_keys(state: StateDict, expected: dict, folder: Path) -> None:

@@ -61,6 +61,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
 }
 
+# the class-name ending transformers gives a checkpoint trained with each head
+HEAD_CLASS_SUFFIX = {
+    "sequence-classification": "ForSequenceClassification",
+    "token-classification": "ForTokenClassification",
+    "question-answering": "ForQuestionAnswering",
+}
+
 #: How many windows go through the model at once (long inputs are split into windows).
 WINDOW_BATCH = 8
 
@@ -80,19 +87,33 @@ class TextTask(Task):
         self.labels = id2label(self.config)
         num_labels = 2 if self.head == "question-answering" else len(self.labels) or 2
         head = self.architecture.heads[self.head]
-        self.model = load_model(
-            lambda: head(model_config, num_labels),
-            self.folder,
-            adapt=self.architecture.adapt,
-            device=device,
-            dtype=dtype,
-        )
+        try:
+            self.model = load_model(
+                lambda: head(model_config, num_labels),
+                self.folder,
+                adapt=self.architecture.adapt,
+                device=device,
+                dtype=dtype,
+            )
+        except CheckpointError as exc:
+            raise self._explain_head_mismatch(exc) from None
         self.tokenizer = load_tokenizer(self.folder)
         positions = int(self.config.get("max_position_embeddings", 512))
         # the tokenizer may allow fewer tokens than the model has positions, never more
         self.max_length = min(tokenizer_settings(self.folder).model_max_length or positions, positions)
         self.pad_id = self._token_id("[PAD]", default=0)
         self.unk_id = self._token_id(getattr(self.tokenizer.model, "unk_token", "[UNK]"), default=None)
+
+    def _explain_head_mismatch(self, error: CheckpointError) -> CheckpointError:
+        """A checkpoint trained for another task fails with a list of keys; say which task."""
+        wanted = HEAD_CLASS_SUFFIX[self.head]
+        trained_for = [a for a in self.config.get("architectures") or [] if not a.endswith(wanted)]
+        if not trained_for:
+            return error
+        return CheckpointError(
+            f"this checkpoint is a {trained_for[0]}; {self.title.lower()} needs a model "
+            f"ending in {wanted} ({error})"
+        )
 
     def _token_id(self, token: str, default: int | None) -> int | None:
         found = self.tokenizer.token_to_id(token)
@@ -111,7 +132,8 @@ class TextTask(Task):
             facts[name] = self.config.get(key)
         facts["max_tokens"] = self.max_length
         facts["parameters"] = sum(p.numel() for p in self.model.parameters())
-        facts["labels"] = [self.label(i) for i in sorted(self.labels)]
+        if self.head != "question-answering":  # a QA head's two outputs are not labels
+            facts["labels"] = [self.label(i) for i in sorted(self.labels)]
         return facts
 
     # ----------------------------------------------------------------------- encoding

@@ -3,7 +3,6 @@ shared by the model, tokenizer and text-task tests."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -112,8 +111,3 @@ def _steer_labels(model, label_bias: list[float]) -> None:
         mean = model(input_ids=ids).logits.mean(dim=(0, 1))
         model.classifier.bias.copy_(torch.tensor(label_bias) - mean)
 
-
-def copy_without_json_tokenizer(folder: Path, target: Path) -> Path:
-    shutil.copytree(folder, target)
-    (target / "tokenizer.json").unlink()
-    return target

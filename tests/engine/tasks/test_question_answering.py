@@ -223,3 +223,12 @@ def test_info_describes_the_model(setups):
     assert info["layers"] == oracle.config.num_hidden_layers
     assert info["feed_forward_size"] == oracle.config.intermediate_size
     assert info["parameters"] == sum(p.numel() for p in oracle.parameters())
+
+
+def test_a_checkpoint_for_another_task_is_named_in_the_error(setups):
+    from engine.errors import CheckpointError
+    from engine.tasks.text_classification import TextClassification
+
+    task, _, _ = setups["bert"]
+    with pytest.raises(CheckpointError, match="BertForQuestionAnswering; text classification needs"):
+        TextClassification.load(task.folder, device="cpu")
