@@ -45,6 +45,10 @@ def render_all(window: MainWindow, out_dir: Path, model_dir: Path | None) -> int
         if tab.loaded is not None:
             tab.run()
             wait_until(lambda: not tab.is_busy(), LOAD_TIMEOUT_S)
+        # tabs that prepare input in the background (decoding a picture) say when it is ready
+        pending = getattr(tab, "input_pending", None)
+        if pending is not None:
+            wait_until(lambda: not pending(), LOAD_TIMEOUT_S)
         tab.how.set_open(True)
         QApplication.processEvents()
         path = out_dir / f"{number:02d}-{tab.task}.png"

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # engine task name -> (module, class)
 TABS: dict[str, tuple[str, str]] = {
+    "image-classification": ("app.tabs.image_classification", "ImageClassificationTab"),
+    "object-detection": ("app.tabs.object_detection", "ObjectDetectionTab"),
     "text-classification": ("app.tabs.text_classification", "TextClassificationTab"),
     "token-classification": ("app.tabs.token_classification", "TokenClassificationTab"),
     "question-answering": ("app.tabs.question_answering", "QuestionAnsweringTab"),

@@ -1,0 +1,195 @@
+"""Object detection: a box around each object, labelled with its class and score in the class's
+colour; a threshold slider that re-filters the model's candidates at once, without a new run; a
+table whose rows light up with their boxes, whichever of the two the mouse is over."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.tabs.vision_common import VisionTab
+from app.widgets.image_view import Box, class_colour
+from app.worker import Outcome
+
+COLUMNS = ("Object", "Score", "Box (x0, y0, x1, y1)")
+
+
+def _swatch(colour: QColor) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(colour)
+    return QIcon(pixmap)
+
+
+class ObjectDetectionTab(VisionTab):
+    task = "object-detection"
+    title = "Object detection"
+    modality = "vision"
+    blurb = "Find the objects in a picture or in front of the camera: a box, a class and a score for each."
+    own_options = ("threshold",)
+    sample = "street.jpg"
+
+    def build_result(self) -> QWidget:
+        self._result: Any = None
+        self._shown: list[Any] = []  # the detections on screen, best first: box i is row i
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 100)
+        self.slider.setPageStep(5)
+        self.slider.setToolTip("Show the boxes whose score is above this; moving it needs no new run")
+        self.threshold_value = QLabel()
+        self.threshold_value.setMinimumWidth(self.threshold_value.fontMetrics().horizontalAdvance("0.00 "))
+        try:
+            saved = float(self.settings.value("threshold", 0.5))
+        except (TypeError, ValueError):
+            saved = 0.5
+        self.slider.setValue(round(100 * min(max(saved, 0.0), 1.0)))
+        self.slider.valueChanged.connect(self._on_threshold)
+        self._on_threshold(self.slider.value())
+        row = QHBoxLayout()
+        label = QLabel("Threshold")
+        label.setObjectName("sectionLabel")
+        row.addWidget(label)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.threshold_value)
+
+        self.summary = QLabel()
+        self.summary.setObjectName("hint")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setMouseTracking(True)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.cellEntered.connect(lambda row, _col: self._highlight(row, from_table=True))
+        self.table.viewport().installEventFilter(self)
+        self.view.hovered.connect(lambda index: self._highlight(index, from_table=False))
+
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        self.clear_outcome()
+        return holder
+
+    def threshold(self) -> float:
+        return self.slider.value() / 100
+
+    def extra_options(self) -> dict[str, Any]:
+        return {"threshold": self.threshold()}
+
+    # ----- results ----------------------------------------------------------------------------
+
+    def show_outcome(self, outcome: Outcome) -> None:
+        self._result = outcome.result
+        self._refilter()
+
+    def clear_outcome(self) -> None:
+        self._result = None
+        self._shown = []
+        self.table.setRowCount(0)
+        self.summary.setText("Open a picture, drop one here or start the camera to see what the model finds.")
+
+    def _refilter(self) -> None:
+        """Boxes and rows for the candidates above the threshold; no engine job involved."""
+        result = self._result
+        if result is None:
+            return
+        threshold = self.threshold()
+        self._shown = sorted(result.above(threshold), key=lambda d: d.score, reverse=True)
+        boxes = [
+            Box(QRectF(QPointF(d.box[0], d.box[1]), QPointF(d.box[2], d.box[3])),
+                f"{d.label} {100 * d.score:.0f}%", class_colour(d.label_id))
+            for d in self._shown
+        ]
+        self.view.set_boxes(boxes, QSize(*result.image_size))
+        self.table.setRowCount(len(self._shown))
+        for row, detection in enumerate(self._shown):
+            x0, y0, x1, y1 = detection.box
+            name = QTableWidgetItem(_swatch(class_colour(detection.label_id)), detection.label)
+            score = QTableWidgetItem(f"{detection.score:.3f}")
+            score.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            where = QTableWidgetItem(f"{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}")
+            for column, item in enumerate((name, score, where)):
+                self.table.setItem(row, column, item)
+        count = len(self._shown)
+        objects = "no object" if count == 0 else "1 object" if count == 1 else f"{count} objects"
+        self.summary.setText(
+            f"{objects} above {threshold:.2f}, out of {len(result.candidates)} candidates the model "
+            "proposed. Move the threshold to see more or fewer."
+        )
+
+    def result_json(self) -> str | None:
+        """The detections above the slider's threshold, in the pipeline's order and format."""
+        if self.last_outcome is None:
+            return None
+        kept = self.last_outcome.result.above(self.threshold())
+        return json.dumps([d.to_json() for d in kept], ensure_ascii=False, indent=2)
+
+    def _on_threshold(self, value: int) -> None:
+        self.threshold_value.setText(f"{value / 100:.2f}")
+        self.settings.set_value("threshold", value / 100)
+        self._refilter()
+
+    # ----- hover: a box and its row light up together -------------------------------------------
+
+    def _highlight(self, index: int, from_table: bool) -> None:
+        if from_table:
+            self.view.set_highlight(index)
+        self.table.blockSignals(True)
+        if 0 <= index < self.table.rowCount():
+            self.table.selectRow(index)
+            self.table.scrollToItem(self.table.item(index, 0))
+        else:
+            self.table.clearSelection()
+        self.table.blockSignals(False)
+
+    def highlighted_row(self) -> int:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Leave:
+            self._highlight(-1, from_table=True)
+        return super().eventFilter(watched, event)
+
+    # ----- explanation ------------------------------------------------------------------------
+
+    def explain(self, info: dict[str, Any] | None) -> str:
+        info = info or {}
+        queries = info.get("queries", 100)
+        size = info.get("input_size", "short side 800, long side ≤ 1333")
+        return (
+            "<p><b>DETR</b> (Carion et al., 2020) treats detection as predicting a set. The picture "
+            f"is resized ({size}) and a ResNet backbone turns it into a grid of features, "
+            "one for every 32×32 patch, and a transformer encoder lets each patch attend to all the "
+            "others, with sine waves telling it where each patch sits.</p>"
+            f"<p>Then {queries} learned <i>object queries</i> pass through the decoder. Each one "
+            "looks over the image and ends up describing at most one thing: a class, or “no object”, "
+            "and a box as centre, width and height relative to the picture. Training paired every "
+            "real object with exactly one query, so there is no grid of anchors and no step that "
+            "removes duplicate boxes. The tab keeps each query's best class and shows those scoring "
+            "above the threshold, which is why moving the slider needs no new run.</p>"
+        )
