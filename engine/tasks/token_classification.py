@@ -106,7 +106,11 @@ class TokenClassification(TextTask):
                 f"the text ({len(whole.ids)} tokens) was read in {len(windows)} overlapping windows "
                 f"of {self.max_length} tokens"
             )
-        logits = self.forward(windows, cancel=hooks.cancel)
+        def progress(done: int, total: int) -> None:
+            if hooks.on_progress is not None and total > 1:
+                hooks.on_progress(done, total, f"reading window {done} of {total}")
+
+        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress)
         entities: list[dict[str, Any]] = []
         for number, (encoding, window_logits) in enumerate(zip(windows, logits)):
             tokens = self._tokens(text, encoding, _softmax(window_logits.numpy()), number * step)

@@ -111,10 +111,14 @@ def test_a_stride_too_large_for_the_windows_is_lowered(loaded):
 
 
 def test_a_100k_character_text_is_read_whole(loaded):
+    from engine.tasks.base import Hooks
+
     task, _ = loaded["distilbert"]
     text = ("Ada Lovelace lived in London. " * 4000)[:100_000]
-    result = task.run(text, stride=0)
+    seen = []
+    result = task.run(text, stride=0, hooks=Hooks(on_progress=lambda done, total, _: seen.append((done, total))))
     assert result.windows > 300
+    assert seen[-1] == (result.windows, result.windows)
     assert all(text[e.start : e.end].strip() for e in result.entities)
     assert result.entities[-1].end > len(text) - 100
 
@@ -138,3 +142,16 @@ def test_info_lists_the_labels(loaded):
     assert info["labels"] == NER_LABELS
     assert info["architecture"] == "BertForTokenClassification"
     assert info["vocabulary_size"] == task.config["vocab_size"]
+
+
+def test_cancelling_stops_between_windows(loaded):
+    import threading
+
+    from engine.errors import Cancelled
+    from engine.tasks.base import Hooks
+
+    task, _ = loaded["bert"]
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        task.run(LONG_TEXT, hooks=Hooks(cancel=stop))
