@@ -38,7 +38,7 @@ class MainWindow(QMainWindow):
         self.resize(1280, 840)
         self._build_toolbar()
         # connected before the tabs connect theirs, so devices are known when tabs start loading
-        engine.worker.ready.connect(self._on_ready, Qt.ConnectionType.QueuedConnection)
+        engine.ready.connect(self._on_ready)
 
         self.nav = QListWidget()
         self.nav.setObjectName("nav")

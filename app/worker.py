@@ -5,8 +5,9 @@ queues them; `EngineWorker.serve` takes them one at a time in its own thread and
 typed signals, which Qt delivers to the UI thread as queued calls. A job's id comes back with
 every signal, so a tab listens only for its own jobs.
 
-Every job ends with exactly one of `loaded` (load jobs), `result` (run jobs), `failed` or
-`cancelled`. Cancelling sets the job's `threading.Event`, which the engine checks between steps
+Every job ends with exactly one of `loaded` (load jobs), `result` (run and call jobs), `failed`
+or `cancelled`. A call job runs `fn(task, hooks)` with the loaded task in the worker thread: live
+sessions (a microphone's transcriber) keep their state there between calls. Cancelling sets the job's `threading.Event`, which the engine checks between steps
 (`Hooks.cancel`); a job still waiting is dropped at once. A job with a `key` replaces a waiting
 job with the same key, so live inputs and repeated clicks keep only the newest request.
 """
@@ -46,7 +47,7 @@ class ModelSpec:
 @dataclass
 class Job:
     id: int
-    kind: str  # "load" or "run"
+    kind: str  # "load", "run" or "call"
     spec: ModelSpec
     input: Any = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -219,9 +220,12 @@ class EngineWorker(QObject):
         try:
             task, model = self._task_for(job)
             self.loaded.emit(job.id, model)
-            if job.kind == "run":
+            if job.kind in ("run", "call"):
                 began = time.perf_counter()
-                result = task.run(job.input, hooks=self._hooks(job), **job.options)
+                if job.kind == "run":
+                    result = task.run(job.input, hooks=self._hooks(job), **job.options)
+                else:
+                    result = job.input(task, self._hooks(job))
                 latency_ms = (time.perf_counter() - began) * 1000
             if job.cancel.is_set():
                 raise Cancelled()
@@ -238,7 +242,7 @@ class EngineWorker(QObject):
             log.exception("job %s failed", job.id)
             self.failed.emit(job.id, "internal", f"internal error ({type(exc).__name__}: {exc})")
             return
-        if job.kind == "run":
+        if job.kind in ("run", "call"):
             self.result.emit(job.id, Outcome(result, latency_ms, model))
 
     def _hooks(self, job: Job) -> Any:
@@ -313,9 +317,18 @@ def _release_device_memory() -> None:
 class Engine(QObject):
     """The UI thread's handle on the worker: submit, cancel, stop. Owns the thread.
 
-    Connect to `worker`'s signals for answers; the connections are queued, so slots run in the
-    UI thread. `info` holds the `EngineInfo` once `worker.ready` has fired.
+    Its signals repeat the worker's, re-emitted in the UI thread, so any slot connected to them
+    (a lambda too) runs in the UI thread. `info` holds the `EngineInfo` once `ready` has fired.
     """
+
+    ready = Signal(object)
+    started = Signal(int)
+    progress = Signal(int, object, object, str)
+    loaded = Signal(int, object)
+    partial = Signal(int, object)
+    result = Signal(int, object)
+    failed = Signal(int, str, str)
+    cancelled = Signal(int)
 
     def __init__(
         self,
@@ -336,10 +349,12 @@ class Engine(QObject):
         self.worker.moveToThread(self._worker_thread)
         self._worker_thread.started.connect(self.worker.serve)
         queued = Qt.ConnectionType.QueuedConnection
-        self.worker.ready.connect(self._on_ready, queued)
-        for done in (self.worker.result, self.worker.failed, self.worker.cancelled):
-            done.connect(self._forget, queued)
-        self.worker.loaded.connect(self._on_loaded, queued)
+        for name in ("ready", "started", "progress", "loaded", "partial", "result", "failed", "cancelled"):
+            getattr(self.worker, name).connect(getattr(self, name), queued)
+        self.ready.connect(self._on_ready)
+        for done in (self.result, self.failed, self.cancelled):
+            done.connect(self._forget)
+        self.loaded.connect(self._on_loaded)
 
     def start(self) -> None:
         self._worker_thread.start()
@@ -353,6 +368,11 @@ class Engine(QObject):
     def run(self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None) -> int:
         return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key))
 
+    def call(self, spec: ModelSpec, fn: Callable[[Any, Any], Any], *, key: str | None = None) -> int:
+        """Run `fn(task, hooks)` in the worker thread with the task of `spec` loaded; its return
+        value comes back as the `Outcome.result` of `result`."""
+        return self._submit(Job(next(self._ids), "call", spec, fn, key=key))
+
     def cancel(self, job_id: int) -> None:
         """Stop a job: a waiting one is dropped now, a running one at its next check."""
         job = self._live.get(job_id)
@@ -360,7 +380,7 @@ class Engine(QObject):
             return
         job.cancel.set()
         if self._queue.remove(job_id) is not None:
-            self.worker.cancelled.emit(job_id)
+            self._announce_cancelled(job_id)
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
         """Cancel everything and wait for the worker thread to end; True when it did."""
@@ -376,8 +396,13 @@ class Engine(QObject):
         self._live[job.id] = job
         for old in self._queue.put(job):
             old.cancel.set()
-            self.worker.cancelled.emit(old.id)
+            self._announce_cancelled(old.id)
         return job.id
+
+    def _announce_cancelled(self, job_id: int) -> None:
+        # through the worker's signal, so it reaches every listener the way answers do: later,
+        # never inside the caller's own call
+        self.worker.cancelled.emit(job_id)
 
     @Slot(object)
     def _on_ready(self, info: EngineInfo) -> None:

@@ -43,7 +43,6 @@ from app.widgets.options_form import OptionsForm
 from app.widgets.progress import LoadProgress
 from app.worker import Engine, EngineInfo, Loaded, ModelSpec, Outcome, TaskMeta
 
-QUEUED = Qt.ConnectionType.QueuedConnection
 
 #: returns the (device, dtype) the toolbar asks for, e.g. ("auto", "fp32")
 RuntimeChoice = Callable[[], tuple[str, str]]
@@ -313,13 +312,13 @@ class TaskTab(QWidget):
     # ----- engine signals ----------------------------------------------------------------------
 
     def _connect_engine(self) -> None:
-        worker = self.engine.worker
-        worker.ready.connect(self._on_ready, QUEUED)
-        worker.progress.connect(self._on_progress, QUEUED)
-        worker.loaded.connect(self._on_loaded, QUEUED)
-        worker.result.connect(self._on_result, QUEUED)
-        worker.failed.connect(self._on_failed, QUEUED)
-        worker.cancelled.connect(self._on_cancelled, QUEUED)
+        engine = self.engine
+        engine.ready.connect(self._on_ready)
+        engine.progress.connect(self._on_progress)
+        engine.loaded.connect(self._on_loaded)
+        engine.result.connect(self._on_result)
+        engine.failed.connect(self._on_failed)
+        engine.cancelled.connect(self._on_cancelled)
 
     def _mine(self, job_id: int) -> bool:
         return job_id in (self._load_job, self._run_job)

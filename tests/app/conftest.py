@@ -154,7 +154,7 @@ def engine(qtbot):
     from app.worker import Engine
 
     engine = Engine(TEXT_TASKS)
-    with qtbot.waitSignal(engine.worker.ready, timeout=60_000):
+    with qtbot.waitSignal(engine.ready, timeout=60_000):
         engine.start()
     yield engine
     stop_engine(engine)
@@ -175,7 +175,7 @@ def window(qtbot, settings, tiny_models):
     win = MainWindow(engine, settings, tab_classes)
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(engine.worker.ready, timeout=60_000):
+    with qtbot.waitSignal(engine.ready, timeout=60_000):
         engine.start()
     qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
     yield win
