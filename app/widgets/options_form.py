@@ -107,6 +107,8 @@ class OptionsForm(QWidget):
             widget.setRange(0.0, 1e6)
             widget.setDecimals(3)
             widget.setSingleStep(0.05)
+            if option.default is None:  # as for int options: 0 stands for "let the task choose"
+                widget.setSpecialValueText("auto")
             widget.setValue(option.default or 0.0)
             widget.valueChanged.connect(self.changed)
         else:
@@ -123,7 +125,7 @@ class OptionsForm(QWidget):
         if isinstance(widget, QSpinBox):
             return None if option.default is None and widget.value() == 0 else widget.value()
         if isinstance(widget, QDoubleSpinBox):
-            return widget.value()
+            return None if option.default is None and widget.value() == 0 else widget.value()
         text = widget.text().strip()
         return text or option.default
 
@@ -138,6 +140,6 @@ class OptionsForm(QWidget):
         elif isinstance(widget, QSpinBox):
             widget.setValue(0 if value in (None, "") else int(value))
         elif isinstance(widget, QDoubleSpinBox):
-            widget.setValue(float(value))
+            widget.setValue(0.0 if value in (None, "") else float(value))
         else:
             widget.setText("" if value is None else str(value))
