@@ -194,8 +194,8 @@ class DetrModel(nn.Module):
             # (B, h, w) -> (B, h·w) keys to attend to
             key_mask = None if bool(mask.all()) else mask.flatten(1)
         pos = sine_positions(mask, self.input_projection.out_channels, pixel_values.dtype)
-        # (B, D, h, w) -> (B, h·w, D)
-        memory = self.input_projection(feature).flatten(2).transpose(1, 2)
+        # (B, D, h, w) -> (B, h, w, D) -> (B, h·w, D); a view when the map is channels-last
+        memory = self.input_projection(feature).permute(0, 2, 3, 1).flatten(1, 2)
         for layer in self.encoder.layers:
             memory = layer(memory, pos, key_mask)
         query_pos = self.query_position_embeddings.weight[None].expand(batch, -1, -1)
@@ -239,6 +239,10 @@ class DetrForObjectDetection(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.model(pixel_values, pixel_mask)
         return self.class_labels_classifier(hidden), self.bbox_predictor(hidden).sigmoid()
+
+    def fuse_for_inference(self) -> None:
+        """Speed up the backbone once the weights are loaded (`ResNet.fuse_for_inference`)."""
+        self.model.backbone.conv_encoder.model.fuse_for_inference()
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ class ObjectDetection(Task):
             device=device,
             dtype=dtype,
         )
+        self.model.fuse_for_inference()
         self.processor = imaging.read_processor_config(
             self.folder, defaults=DETR_PROCESSOR_DEFAULTS, default_to_square=False
         )

@@ -12,6 +12,7 @@ from engine.checkpoint import load_model
 from engine.config import read_json
 from engine.errors import CheckpointError
 from engine.models import detr
+from engine.models.resnet import FrozenBatchNorm2d
 from tests.engine.models.tiny_detr import save_tiny_detr
 
 
@@ -162,3 +163,19 @@ def test_weights_of_another_shape_are_refused(tiny, tmp_path):
     (tmp_path / "bad" / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="query_position_embeddings"):
         load(tmp_path / "bad")
+
+
+def test_fused_backbone_gives_the_same_outputs(tiny):
+    folder, _ = tiny
+    plain, fused = load(folder), load(folder)
+    fused.fuse_for_inference()
+    backbone = fused.model.backbone.conv_encoder.model
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in backbone.modules())
+    assert backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(6)
+    pixels = torch.randn(2, 3, 96, 128)
+    mask = torch.ones(2, 96, 128, dtype=torch.long)
+    mask[0, :, 64:] = 0
+    with torch.no_grad():
+        for a, b in zip(plain(pixels, mask), fused(pixels, mask)):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
