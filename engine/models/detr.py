@@ -220,7 +220,7 @@ class DetrMLPPredictionHead(nn.Module):
 
 
 class DetrForObjectDetection(nn.Module):
-    """DETR with its class and box heads.
+    """DETR (Carion et al., 2020) with its class and box heads.
 
     `forward(pixel_values (B, 3, H, W), pixel_mask (B, H, W) or None)` returns the logits
     (B, queries, labels + 1; the last class is "no object") and the boxes (B, queries, 4) as

@@ -131,7 +131,7 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Sequential | None:
 
 
 class ResNet(nn.Module):
-    """ResNet trunk without the classifier: a 7×7 stem, max-pool, then four stages.
+    """ResNet (He et al., 2015) without the classifier: a 7×7 stem, max-pool, four stages.
 
     `forward(x, stages)` returns the feature maps of the stages asked for: 0 is the stem
     (stride 2), 1..4 are `layer1..layer4` (strides 4, 8, 16, 32). It stops after the deepest
