@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from engine.errors import CheckpointError, InputError
 from engine.tasks.text_classification import TextClassification
@@ -101,3 +102,11 @@ def test_other_architectures_are_refused(tmp_path, folders):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="gpt2.*bert, distilbert"):
         TextClassification.load(tmp_path, device="cpu")
+
+
+def test_bf16_gives_nearly_the_float32_scores(folders):
+    full = TextClassification.load(folders["bert-cased"], device="cpu").run(TEXTS[0]).to_json()
+    half = TextClassification.load(folders["bert-cased"], device="cpu", dtype="bf16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    got = half.run(TEXTS[0]).to_json()
+    assert {g["label"]: g["score"] for g in got} == pytest.approx({f["label"]: f["score"] for f in full}, abs=0.05)
