@@ -21,7 +21,6 @@ from PySide6.QtGui import QImage
 from app.pictures import to_array
 from app.worker import Engine, ModelSpec, Outcome
 
-QUEUED = Qt.ConnectionType.QueuedConnection
 _RATE_WINDOW_S = 2.0  # rates are averaged over the last two seconds: steady, yet quick to follow
 
 
@@ -178,10 +177,9 @@ class LivePump(QObject):
         self._model_rate = _Rate()
         self._last_stats_emit = 0.0
         self.stats = LiveStats()
-        worker = engine.worker
-        worker.result.connect(self._on_result, QUEUED)
-        worker.failed.connect(self._on_failed, QUEUED)
-        worker.cancelled.connect(self._on_cancelled, QUEUED)
+        engine.result.connect(self._on_result)
+        engine.failed.connect(self._on_failed)
+        engine.cancelled.connect(self._on_cancelled)
 
     def is_running(self) -> bool:
         return self._source is not None

@@ -69,7 +69,8 @@ class VisionTab(TaskTab):
         self.current: Picture | None = None
         self._run_picture: Picture | None = None
         self._shown_order = 0
-        self._errors: list[str] = []
+        self._errors: list[str] = []  # why files of the last batch could not be opened
+        self._batch: list[Picture] = []
         self._own_source: FrameSource | None = None
         self.decoder = PictureDecoder(self)
         self.decoder.decoded.connect(self._on_decoded)
@@ -154,6 +155,7 @@ class VisionTab(TaskTab):
         picture, self._run_picture = self._run_picture, None
         if picture is not None:
             picture.outcome = self.last_outcome
+        self._report_unreadable()  # the base class cleared the banner for the result
         if picture is not self.current:  # the user moved on while it ran: keep it for later
             self._show_current()
             return
@@ -204,7 +206,7 @@ class VisionTab(TaskTab):
         if not pictures:
             return
         self.stop_live()
-        self._errors = []
+        self._errors, self._batch = [], list(pictures)
         for picture in pictures:
             self.pictures.append(picture)
             self.strip.add(picture.id, picture.name)
@@ -276,8 +278,8 @@ class VisionTab(TaskTab):
         if decoded.error:
             picture.error = decoded.error
             self._errors.append(decoded.error)
-            self.banner.show_message("error", "\n".join(self._errors))
             self.remove_picture(picture_id)
+            self._report_unreadable()
             return
         picture.preview, picture.thumbnail, picture.size = decoded.preview, decoded.thumbnail, decoded.size
         if decoded.source is not None:
@@ -288,6 +290,14 @@ class VisionTab(TaskTab):
             self._show_current()
             self.input_changed()
             self._maybe_autorun()
+
+    def _report_unreadable(self) -> None:
+        """Name the files of the last batch that could not be opened: a warning when others of
+        the batch could, an error when none could. It stays until the next batch."""
+        if not self._errors:
+            return
+        usable = any(p in self.pictures for p in self._batch)
+        self.banner.show_message("warning" if usable else "error", "\n".join(self._errors))
 
     def _let_go_of_previews(self) -> None:
         kept = [p for p in self.pictures if p.preview is not None and p is not self.current]

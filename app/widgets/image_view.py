@@ -124,6 +124,9 @@ class ImageView(QWidget):
         self._caption = text
         self.update()
 
+    def caption(self) -> str:
+        return self._caption
+
     def set_badge(self, text: str) -> None:
         self._badge = text
         self.update()

@@ -1,0 +1,400 @@
+"""The vision tabs end to end on tiny checkpoints saved by transformers: input from files, drops,
+the clipboard and a synthetic camera; boxes, bars, the threshold slider, hover, export, and bad
+input. The worker is the real one; waits are qtbot.waitUntil / waitSignal only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+import app.pictures
+import app.worker
+from app.webcam import FrameSource, camera_problem
+from tests.app.conftest import stop_engine
+from tests.app.vision_models import SAMPLES, STREET_OBJECTS, build_vision_models
+
+VISION_TASKS = ("image-classification", "object-detection")
+WAIT_MS = 60_000
+LIVE_KEY = "object-detection:live"
+
+
+@pytest.fixture(scope="session")
+def vision_models(tmp_path_factory):
+    return build_vision_models(tmp_path_factory.mktemp("tiny-vision"))
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    """Good pictures, and the bad input people drop by mistake."""
+    folder = tmp_path_factory.mktemp("pictures")
+    for name in ("street.jpg", "still_life.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+    alpha = QImage(300, 200, QImage.Format.Format_ARGB32)
+    alpha.fill(0x8040A0E0)
+    alpha.save(str(folder / "alpha.png"))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("a shopping list, not a picture\n", encoding="utf-8")
+    (folder / "garbage.png").write_bytes(bytes(range(256)) * 8)
+    (folder / "truncated.jpg").write_bytes((SAMPLES / "street.jpg").read_bytes()[:4000])
+    return folder
+
+
+def open_window(qtbot, settings, models, loader=None, tasks=VISION_TASKS):
+    from app.tabs import available_tabs
+    from app.window import MainWindow
+    from app.worker import Engine, load_engine_task
+
+    for task in VISION_TASKS:
+        settings.setValue(f"tabs/{task}/model", str(models[task]))
+    tab_classes = [cls for cls in available_tabs() if cls.task in tasks]
+    engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
+    win = MainWindow(engine, settings, tab_classes)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
+        engine.start()
+    qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
+    return win, engine
+
+
+@pytest.fixture
+def window(qtbot, settings, vision_models):
+    win, engine = open_window(qtbot, settings, vision_models)
+    yield win
+    win.close()
+    stop_engine(engine)
+
+
+def tab_of(qtbot, win, task):
+    """The tab for `task`, on screen, with its tiny model loaded."""
+    win.select_task(task)
+    tab = win.tab(task)
+    qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
+    return tab
+
+
+def wait_for_result(qtbot, tab, name):
+    qtbot.waitUntil(
+        lambda: tab.current is not None and tab.current.name == name and tab.current.outcome is not None
+        and tab.current.preview is not None and not tab.is_busy(),
+        timeout=WAIT_MS,
+    )
+    return tab.current.outcome.result
+
+
+def started_jobs(engine):
+    """Ids of the jobs the worker takes from now on."""
+    ids = []
+    engine.started.connect(ids.append)
+    return ids
+
+
+def file_mime(*paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def hover(widget, point):
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+# ----- image classification ------------------------------------------------------------------
+
+
+def test_classification_from_a_file_shows_the_engines_top_five(qtbot, window, images, vision_models):
+    from engine.tasks.image_classification import ImageClassification
+
+    tab = tab_of(qtbot, window, "image-classification")
+    assert {"google/vit-base-patch16-224", "facebook/convnext-tiny-224"} <= set(tab.picker.choices())
+    tab.open_path(images / "still_life.jpg")
+    result = wait_for_result(qtbot, tab, "still_life.jpg")
+
+    expected = ImageClassification.load(vision_models["image-classification"], device="cpu").run(
+        images / "still_life.jpg", top_k=5
+    ).to_json()
+    assert [label for label, _ in tab.bars.rows()] == [e["label"] for e in expected]
+    assert [score for _, score in tab.bars.rows()] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+    assert json.loads(tab.result_json()) == result.to_json()
+    assert tab.view.image() is not None and tab.view.caption().startswith(expected[0]["label"])
+    assert tab.save_image_button.isEnabled()
+
+
+def test_classification_reruns_the_picture_when_the_model_changes(qtbot, window, images, vision_models):
+    tab = tab_of(qtbot, window, "image-classification")
+    tab.open_path(images / "still_life.jpg")
+    wait_for_result(qtbot, tab, "still_life.jpg")
+    assert "ViT" in tab.how.plain_text()
+
+    tab.picker.choose(str(vision_models["convnext"]))
+    qtbot.waitUntil(
+        lambda: tab.current.outcome.model.spec.ref == str(vision_models["convnext"]) and not tab.is_busy(),
+        timeout=WAIT_MS,
+    )
+    assert "ConvNeXT" in tab.how.plain_text()
+    assert len(tab.bars.rows()) == 5
+
+
+# ----- object detection ----------------------------------------------------------------------
+
+
+def test_detection_from_a_file_draws_labelled_boxes_and_fills_the_table(qtbot, window, images):
+    tab = tab_of(qtbot, window, "object-detection")
+    tab.open_path(images / "street.jpg")
+    result = wait_for_result(qtbot, tab, "street.jpg")
+
+    above = [o for o in STREET_OBJECTS if o[1] > 0.5]  # the slider starts at 0.50
+    boxes = tab.view.boxes()
+    assert [b.text for b in boxes] == [f"{label} {100 * score:.0f}%" for label, score, *_ in above]
+    assert [tab.table.item(r, 0).text() for r in range(tab.table.rowCount())] == [o[0] for o in above]
+    stop_sign = boxes[0].rect
+    assert (stop_sign.left(), stop_sign.top(), stop_sign.right(), stop_sign.bottom()) == pytest.approx(
+        STREET_OBJECTS[0][2:], abs=0.5
+    )
+    assert result.image_size == (1200, 800)
+    assert boxes[1].colour != boxes[0].colour and boxes[2].colour == boxes[3].colour  # a colour per class
+
+
+def test_threshold_slider_refilters_at_once_without_a_new_job(qtbot, window, images, tmp_path):
+    tab = tab_of(qtbot, window, "object-detection")
+    tab.open_path(images / "street.jpg")
+    result = wait_for_result(qtbot, tab, "street.jpg")
+    jobs = started_jobs(window.engine)
+
+    tab.slider.setValue(10)
+    assert tab.table.rowCount() == len(tab.view.boxes()) == 7
+    tab.slider.setValue(0)
+    assert tab.table.rowCount() == len(result.candidates)
+    tab.slider.setValue(90)
+    assert [b.text.rsplit(" ", 1)[0] for b in tab.view.boxes()] == ["stop sign", "traffic light"]
+    tab.export_json(tmp_path / "above.json")
+    saved = json.loads((tmp_path / "above.json").read_text(encoding="utf-8"))
+    assert saved == [d.to_json() for d in result.above(0.9)]
+
+    QApplication.processEvents()
+    assert jobs == [] and not tab.is_busy()
+
+
+def test_hovering_a_box_highlights_its_row_and_hovering_a_row_its_box(qtbot, window, images):
+    tab = tab_of(qtbot, window, "object-detection")
+    tab.open_path(images / "street.jpg")
+    wait_for_result(qtbot, tab, "street.jpg")
+
+    for index in (0, 1):
+        hover(tab.view, tab.view.box_rect(index).center())
+        assert tab.view.highlight() == index and tab.highlighted_row() == index
+    road = tab.view.image_rect()
+    hover(tab.view, QPointF(road.center().x(), road.bottom() - 5))
+    assert tab.view.highlight() == -1 and tab.highlighted_row() == -1
+
+    viewport = tab.table.viewport()
+    hover(viewport, QPointF(tab.table.visualItemRect(tab.table.item(2, 1)).center()))
+    assert tab.view.highlight() == 2 and tab.highlighted_row() == 2
+    QApplication.sendEvent(viewport, QEvent(QEvent.Type.Leave))
+    assert tab.view.highlight() == -1 and tab.highlighted_row() == -1
+
+
+def test_export_writes_the_annotated_picture_as_png(qtbot, window, images, tmp_path):
+    tab = tab_of(qtbot, window, "object-detection")
+    tab.open_path(images / "street.jpg")
+    wait_for_result(qtbot, tab, "street.jpg")
+
+    tab.export_json(tmp_path / "annotated.png")  # Ctrl+S with a .png name saves the picture
+    saved = QImage(str(tmp_path / "annotated.png"))
+    plain = tab.current.preview
+    assert saved.size() == plain.size()
+    # the stop sign's box runs along x = 617: drawn there, not in the plain picture
+    edge = (617, 300)
+    assert saved.pixelColor(*edge).rgb() != plain.pixelColor(*edge).rgb()
+    assert saved.pixelColor(5, 790).rgb() == plain.convertToFormat(QImage.Format.Format_ARGB32).pixelColor(5, 790).rgb()
+
+
+# ----- input: drops, the clipboard, bad files ------------------------------------------------
+
+
+def test_a_drop_of_several_files_fills_the_strip_and_each_picture_runs(qtbot, window, images, monkeypatch):
+    decoded_in = []
+    read = app.pictures.read_image
+    monkeypatch.setattr(app.pictures, "read_image", lambda *a: (decoded_in.append(threading.current_thread()), read(*a))[1])
+    tab = tab_of(qtbot, window, "object-detection")
+
+    mime = file_mime(images / "street.jpg", images / "notes.txt", images / "alpha.png")
+    drag = (QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter, drop = QDragEnterEvent(*drag), QDropEvent(*drag)
+    QApplication.sendEvent(tab.view, enter)  # as a real drag does: Qt delivers the drop only after this
+    QApplication.sendEvent(tab.view, drop)
+    assert enter.isAccepted() and drop.isAccepted()
+    wait_for_result(qtbot, tab, "street.jpg")
+    qtbot.waitUntil(lambda: not any(p.decoding for p in tab.pictures), timeout=WAIT_MS)
+
+    assert [p.name for p in tab.pictures] == ["street.jpg", "alpha.png"]  # notes.txt refused...
+    assert "notes.txt" in tab.banner.text()  # ...with a message
+    assert tab.strip.isVisible() and tab.strip.count() == 2
+    assert decoded_in and threading.main_thread() not in decoded_in  # decoding stays off the UI thread
+
+    tab.step(1)
+    wait_for_result(qtbot, tab, "alpha.png")
+    jobs = started_jobs(window.engine)
+    tab.step(-1)  # back to a picture that already has its result: shown again, no new run
+    assert tab.current.name == "street.jpg" and len(tab.view.boxes()) == 5
+    QApplication.processEvents()
+    assert jobs == []
+
+
+def test_paste_takes_image_data_and_copied_files(qtbot, window, images):
+    tab = tab_of(qtbot, window, "image-classification")
+    clipboard = QGuiApplication.clipboard()
+    picture = QImage(str(images / "street.jpg")).scaled(480, 320)
+    clipboard.setImage(picture)
+    tab.paste()
+    result = wait_for_result(qtbot, tab, "Pasted image")
+    assert result.image_size == (480, 320)
+    assert tab.current.source.shape == (320, 480, 3)  # the pixels went to the engine as an array
+
+    clipboard.setMimeData(file_mime(images / "still_life.jpg"))
+    tab.paste()
+    wait_for_result(qtbot, tab, "still_life.jpg")
+    assert len(tab.pictures) == 2
+
+    clipboard.setText("just some words")
+    tab.paste()
+    assert "no image" in tab.banner.text()
+    assert tab.current.name == "still_life.jpg"
+
+
+@pytest.mark.parametrize("name, says", [
+    ("empty.jpg", "empty"),
+    ("notes.txt", "not an image"),
+    ("garbage.png", "not an image"),
+    ("truncated.jpg", "truncated"),
+])
+def test_bad_input_shows_a_message_and_keeps_the_tab_usable(qtbot, window, images, name, says):
+    tab = tab_of(qtbot, window, "image-classification")
+    tab.open_path(images / name)
+    qtbot.waitUntil(lambda: says in tab.banner.text() and not tab.is_busy(), timeout=WAIT_MS)
+    assert name in tab.banner.text()
+    assert tab.banner.kind == "error"
+
+    tab.open_path(images / "still_life.jpg")
+    wait_for_result(qtbot, tab, "still_life.jpg")
+    assert len(tab.bars.rows()) == 5
+
+
+# ----- live mode ---------------------------------------------------------------------------------
+
+
+class SyntheticFrames(FrameSource):
+    """`count` copies of a picture, one every `interval_ms`: a camera faster than the model."""
+
+    def __init__(self, image: QImage, count: int, interval_ms: int = 2) -> None:
+        super().__init__()
+        self.image, self.count, self.sent = image, count, 0
+        self.stopped = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.timer.stop()
+
+    def description(self) -> str:
+        return "synthetic camera"
+
+    def _tick(self) -> None:
+        if self.sent >= self.count:
+            self.timer.stop()
+            return
+        self.sent += 1
+        self.frame.emit(self.image)
+
+
+class RecordingQueue(app.worker.JobQueue):
+    """The worker's queue, noting the most frame jobs it ever held at once."""
+
+    most_frames = 0
+
+    def put(self, job):
+        with self._cond:  # the queue's own lock (re-entrant), so the count is exact
+            replaced = super().put(job)
+            frames = sum(1 for waiting in self._jobs if waiting.key == LIVE_KEY)
+            RecordingQueue.most_frames = max(RecordingQueue.most_frames, frames)
+            return replaced
+
+
+class SlowTask:
+    """The real task, slowed to well below the synthetic camera's rate."""
+
+    def __init__(self, task, seconds: float) -> None:
+        self.task, self.seconds, self.runs = task, seconds, 0
+
+    def info(self):
+        return self.task.info()
+
+    def run(self, input, **kwargs):
+        self.runs += 1
+        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
+        return self.task.run(input, **kwargs)
+
+
+def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, settings, vision_models, monkeypatch):
+    monkeypatch.setattr(app.worker, "JobQueue", RecordingQueue)
+    RecordingQueue.most_frames = 0
+    slow: list[SlowTask] = []
+
+    def slow_loader(spec, hooks):
+        slow.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0.05))
+        return slow[-1]
+
+    win, engine = open_window(qtbot, settings, vision_models, loader=slow_loader, tasks=("object-detection",))
+    try:
+        tab = tab_of(qtbot, win, "object-detection")
+        frames = SyntheticFrames(QImage(str(SAMPLES / "street.jpg")).scaled(600, 400), count=150)
+        assert tab.start_live(frames)
+        assert tab.camera_button.isChecked()
+        qtbot.waitUntil(lambda: frames.sent == frames.count and tab.pump.pending() == 0, timeout=WAIT_MS)
+
+        stats = tab.pump.stats
+        runs = slow[0].runs
+        assert stats.frames == 150
+        assert 1 <= runs <= stats.frames // 5  # most frames were skipped...
+        assert RecordingQueue.most_frames == 1  # ...and the queue never held more than one
+        assert stats.done + stats.dropped == stats.frames
+        assert stats.done == runs
+        assert [b.text.split(" ")[0] for b in tab.view.boxes()][:2] == ["stop", "traffic"]  # overlay follows
+        assert "camera" in tab.view.badge() and "model" in tab.view.badge()
+
+        tab.camera_button.click()  # stop
+        assert not tab.pump.is_running() and frames.stopped
+        assert tab.view.image() is None  # back to the (empty) picture view
+    finally:
+        win.close()
+        stop_engine(engine)
+
+
+def test_without_a_camera_the_tab_says_so_and_still_works(qtbot, window, images, monkeypatch):
+    tab = tab_of(qtbot, window, "object-detection")
+    monkeypatch.setattr("app.tabs.vision_common.camera_problem", lambda: "No camera was found.")
+    tab.camera_button.click()
+    assert not tab.camera_button.isChecked() and not tab.pump.is_running()
+    assert "No camera" in tab.banner.text()
+    tab.open_path(images / "street.jpg")
+    wait_for_result(qtbot, tab, "street.jpg")
+
+
+def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
+    assert "Qt Multimedia" in camera_problem()
