@@ -350,6 +350,8 @@ class TaskTab(QWidget):
 
     def _on_model_chosen(self, ref: str) -> None:
         self.settings.set_model(ref)
+        if self.banner.kind == "error":  # a new choice makes the last model's trouble moot
+            self.banner.clear()
         self.ensure_loaded()
 
     def runtime_changed(self) -> None:

@@ -148,48 +148,39 @@ def stop_engine(engine) -> None:
     assert not engine.is_running()
 
 
-@pytest.fixture
-def engine(qtbot):
-    """The real engine worker on its thread, for the text tasks; stopped after the test."""
-    from app.worker import Engine
-
-    engine = Engine(TEXT_TASKS)
-    with qtbot.waitSignal(engine.ready, timeout=60_000):
-        engine.start()
-    yield engine
-    stop_engine(engine)
-
-
-@pytest.fixture
-def window(qtbot, settings, tiny_models):
+def open_window(qtbot, settings, models: dict[str, Path], loader=None):
     """The main window with the three text tabs, shown, its engine ready; each tab starts on its
     tiny checkpoint (saved as the tab's model), so no test reaches for the Hub by accident."""
     from app.tabs import available_tabs
     from app.window import MainWindow
-    from app.worker import Engine
+    from app.worker import Engine, load_engine_task
 
-    for task, folder in tiny_models.items():
+    for task, folder in models.items():
         settings.setValue(f"tabs/{task}/model", str(folder))
     tab_classes = [cls for cls in available_tabs() if cls.task in TEXT_TASKS]
-    engine = Engine([cls.task for cls in tab_classes])
+    engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
     win = MainWindow(engine, settings, tab_classes)
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(engine.ready, timeout=60_000):
         engine.start()
     qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
-    yield win
+    return win
+
+
+def close_window(win) -> None:
     win.close()
-    stop_engine(engine)
+    stop_engine(win.engine)
+
+
+@pytest.fixture
+def window(qtbot, settings, tiny_models):
+    win = open_window(qtbot, settings, tiny_models)
+    yield win
+    close_window(win)
 
 
 def use_model(qtbot, tab, folder: Path) -> None:
     """Point `tab` at a checkpoint folder and wait until it is loaded (or failed)."""
     tab.picker.choose(str(folder))
-    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=60_000)
-
-
-def run_and_wait(qtbot, tab) -> None:
-    tab.run()
-    assert tab.is_busy()
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=60_000)
