@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
 from app.widgets.collapsible import Collapsible
 
@@ -82,13 +82,8 @@ class HowItWorks(Collapsible):
         layout.setSpacing(24)
         layout.addWidget(self._text, 3)
         layout.addWidget(self._facts, 2)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(frame)
-        scroll.setMaximumHeight(self.MAX_HEIGHT)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        super().__init__("How it works", scroll, parent)
+        self._scroll = _FittingScroll(frame, self.MAX_HEIGHT)
+        super().__init__("How it works", self._scroll, parent)
 
     def set_content(self, explanation: str, info: dict[str, Any] | None) -> None:
         self._text.setText(explanation)
@@ -96,6 +91,7 @@ class HowItWorks(Collapsible):
             self._facts.setText("<p style='margin:0 0 4px 0'><b>The loaded model</b></p>" + facts_html(info))
         else:
             self._facts.setText("<i>The loaded model's own numbers appear here.</i>")
+        self._scroll.updateGeometry()
 
     def plain_text(self) -> str:
         """Both parts as text, for tests and screen readers."""
@@ -111,3 +107,33 @@ def _rich_label() -> QLabel:
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
     return label
+
+
+class _FittingScroll(QScrollArea):
+    """As tall as its content at the current width, up to `max_height`; scrolls beyond that."""
+
+    def __init__(self, content: QWidget, max_height: int) -> None:
+        super().__init__()
+        self._max_height = max_height
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(content)
+        # as tall as the text when there is room, shrinking (and scrolling) when there is not
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), min(90, self.sizeHint().height()))
+
+    def sizeHint(self) -> QSize:
+        content = self.widget()
+        width = max(self.viewport().width(), 200)
+        needed = content.heightForWidth(width) if content.hasHeightForWidth() else -1
+        if needed < 0:
+            needed = content.sizeHint().height()
+        return QSize(super().sizeHint().width(), min(self._max_height, needed))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.height() != self.sizeHint().height():
+            self.updateGeometry()  # the wrapped text got taller or shorter with the width
