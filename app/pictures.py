@@ -153,9 +153,6 @@ class PictureDecoder(QObject):
         except RuntimeError:  # the tab was closed while this picture was decoding
             pass
 
-    def wait(self, timeout_ms: int = 10_000) -> bool:
-        return self._pool.waitForDone(timeout_ms)
-
 
 # ----- what arrives by drag-and-drop or the clipboard -----------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy
 
 from app.pictures import to_array
 from app.worker import Engine, ModelSpec, Outcome
@@ -252,3 +253,90 @@ class LivePump(QObject):
     def _on_source_failed(self, message: str) -> None:
         self.stop()
         self.failed.emit(message)
+
+
+class LiveMode(QObject):
+    """A tab's live mode: its Camera button, a status line, the pump, and the camera it opened.
+
+    The tab connects `button.toggled` to its own start and stop (it resets its view), draws
+    `frame(QImage)` and `outcome(Outcome)`, shows `badge(text)` over the video, and hears
+    `problem(message)` when live mode cannot start or ends on an error, `stopped()` when it ends.
+    """
+
+    frame = Signal(QImage)
+    outcome = Signal(object)
+    badge = Signal(str)
+    problem = Signal(str)
+    stopped = Signal()
+
+    def __init__(
+        self,
+        engine: Engine,
+        spec: Callable[[], ModelSpec],
+        options: Callable[[], dict[str, Any]],
+        key: str,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.button = QPushButton("Camera")
+        self.button.setCheckable(True)
+        self.button.setToolTip("Live mode: run the model on the camera's newest frame, again and again")
+        self.label = QLabel()
+        self.label.setObjectName("hint")
+        # its text changes with every frame: it must never widen the card it sits in
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.label.setToolTip("Frames that arrive while the model is busy are skipped, never queued")
+        self.pump = LivePump(engine, spec, options, key, parent=self)
+        self.pump.frame.connect(self.frame)
+        self.pump.outcome.connect(self.outcome)
+        self.pump.stats_changed.connect(self._on_stats)
+        self.pump.failed.connect(self._on_failed)
+        self._camera: CameraSource | None = None
+
+    def is_running(self) -> bool:
+        return self.pump.is_running()
+
+    def start(self, source: FrameSource | None = None) -> bool:
+        """Start reading `source`, or the default camera when None; False (and `problem`) when
+        there is no camera to read."""
+        self._end()
+        if source is None:
+            reason = camera_problem()
+            if reason is not None:
+                self.set_button(False)
+                self.problem.emit(reason)
+                return False
+            source = self._camera = CameraSource(self)
+        self.set_button(True)
+        self.label.setText(f"Live · {source.description()}")
+        self.pump.start(source)
+        return True
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._end()
+            self.stopped.emit()
+
+    def set_button(self, on: bool) -> None:
+        self.button.blockSignals(True)
+        self.button.setChecked(on)
+        self.button.setText("Stop camera" if on else "Camera")
+        self.button.blockSignals(False)
+
+    def _end(self) -> None:
+        self.pump.stop()
+        if self._camera is not None:
+            self._camera.deleteLater()
+            self._camera = None
+        self.set_button(False)
+        self.label.setText("")
+        self.badge.emit("")
+
+    def _on_stats(self) -> None:
+        stats = self.pump.stats
+        self.badge.emit(stats.text())
+        self.label.setText(f"Live · {stats.dropped:,} frames skipped")
+
+    def _on_failed(self, message: str) -> None:
+        self.stop()
+        self.problem.emit(message)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, pictures_from_mime
 from app.tabs.base import TaskTab
-from app.webcam import CameraSource, FrameSource, LivePump, camera_problem
+from app.webcam import FrameSource, LiveMode
 from app.widgets.image_view import ImageView
 from app.widgets.thumbnails import ThumbnailStrip
 from app.worker import Outcome
@@ -71,7 +71,6 @@ class VisionTab(TaskTab):
         self._shown_order = 0
         self._errors: list[str] = []  # why files of the last batch could not be opened
         self._batch: list[Picture] = []
-        self._own_source: FrameSource | None = None
         self.decoder = PictureDecoder(self)
         self.decoder.decoded.connect(self._on_decoded)
 
@@ -99,20 +98,20 @@ class VisionTab(TaskTab):
         self.samples_button.setMenu(menu)
         self.samples_button.setEnabled(not menu.isEmpty())
         self.samples_button.setToolTip("Pictures made for this app (public domain, see resources/samples)")
-        self.camera_button = QPushButton("Camera")
-        self.camera_button.setCheckable(True)
-        self.camera_button.setToolTip("Live mode: run the model on the camera's newest frame, again and again")
-        self.camera_button.toggled.connect(self._on_camera_toggled)
+        self.live = LiveMode(self.engine, self.spec, self._run_options, key=f"{self.task}:live", parent=self)
+        self.live.button.toggled.connect(lambda on: self.start_live() if on else self.stop_live())
+        self.live.frame.connect(self.view.set_image)
+        self.live.outcome.connect(self._on_live_outcome)
+        self.live.badge.connect(self.view.set_badge)
+        self.live.problem.connect(lambda message: self.banner.show_message("error", message))
+        self.live.stopped.connect(self._show_current)
         self.save_image_button = QPushButton("Save image…")
         self.save_image_button.setToolTip("Save the picture with its overlays as PNG")
         self.save_image_button.clicked.connect(lambda: self.export_image())
-        self.live_label = QLabel()
-        self.live_label.setObjectName("hint")
-
         row = QHBoxLayout()
-        for widget in (open_button, paste_button, self.samples_button, self.camera_button):
+        for widget in (open_button, paste_button, self.samples_button, self.live.button):
             row.addWidget(widget)
-        row.addWidget(self.live_label, 1)
+        row.addWidget(self.live.label, 1)
         row.addWidget(self.save_image_button)
         holder = QWidget()
         layout = QVBoxLayout(holder)
@@ -121,11 +120,6 @@ class VisionTab(TaskTab):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.strip)
 
-        self.pump = LivePump(self.engine, self.spec, self._run_options, key=f"{self.task}:live", parent=self)
-        self.pump.frame.connect(self._on_live_frame)
-        self.pump.outcome.connect(self._on_live_outcome)
-        self.pump.stats_changed.connect(self._on_live_stats)
-        self.pump.failed.connect(self._on_live_failed)
         paste = QShortcut(QKeySequence(QKeySequence.StandardKey.Paste), self, self.paste)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.status_changed.connect(self._maybe_autorun)  # after a model loads
@@ -144,7 +138,7 @@ class VisionTab(TaskTab):
         return "Open, drop or paste an image first, or pick one of the samples."
 
     def run(self) -> None:
-        if self.pump.is_running():
+        if self.live.is_running():
             return  # the camera is already feeding the model
         if self.meta is not None and self.current is not None and self.current_input() is not None:
             self.current.attempted = self.spec()
@@ -286,7 +280,7 @@ class VisionTab(TaskTab):
             picture.source, picture.image = decoded.source, None
         self.strip.set_thumbnail(picture.id, decoded.thumbnail)
         self._let_go_of_previews()
-        if picture is self.current and not self.pump.is_running():
+        if picture is self.current and not self.live.is_running():
             self._show_current()
             self.input_changed()
             self._maybe_autorun()
@@ -310,13 +304,13 @@ class VisionTab(TaskTab):
         picture = self.current
         if self.meta is None or self.loaded is None or picture is None or not picture.ready:
             return
-        if self.pump.is_running() or self.loaded.spec != self.spec() or picture.attempted == self.spec():
+        if self.live.is_running() or self.loaded.spec != self.spec() or picture.attempted == self.spec():
             return
         self.run()
 
     def _on_options_changed(self) -> None:
         """Options apply at once to a picture that has a result; live mode reads them per frame."""
-        if self.current is not None and self.current.outcome is not None and not self.pump.is_running():
+        if self.current is not None and self.current.outcome is not None and not self.live.is_running():
             self.run()
 
     def _run_options(self) -> dict[str, Any]:
@@ -328,49 +322,18 @@ class VisionTab(TaskTab):
         """Show and analyse frames from `source` (the default camera when None)."""
         if self.meta is None:
             self.banner.show_message("info", "The engine is still starting; try again in a moment.")
-            self._set_camera_button(False)
+            self.live.set_button(False)
             return False
-        if source is None:
-            problem = camera_problem()
-            if problem is not None:
-                self.banner.show_message("error", problem)
-                self._set_camera_button(False)
-                return False
-            source = self._own_source = CameraSource(self)
-        self.stop_live()
+        if not self.live.start(source):
+            return False
         self.banner.clear()
-        self._set_camera_button(True)
-        self.view.set_placeholder(f"Starting the {source.description()}…")
+        self.view.set_placeholder("Starting the camera…")
         self.view.set_image(None)
         self.clear_result()
-        self.live_label.setText("Live")
-        self.pump.start(source)
         return True
 
     def stop_live(self) -> None:
-        if not self.pump.is_running():
-            return
-        self.pump.stop()
-        if self._own_source is not None:
-            self._own_source.deleteLater()
-            self._own_source = None
-        self._set_camera_button(False)
-        self.live_label.setText("")
-        self._show_current()
-
-    def _set_camera_button(self, on: bool) -> None:
-        self.camera_button.blockSignals(True)
-        self.camera_button.setChecked(on)
-        self.camera_button.blockSignals(False)
-
-    def _on_camera_toggled(self, on: bool) -> None:
-        if on:
-            self.start_live()
-        else:
-            self.stop_live()
-
-    def _on_live_frame(self, image: Any) -> None:
-        self.view.set_image(image)
+        self.live.stop()  # the picture view comes back through `stopped`
 
     def _on_live_outcome(self, outcome: Outcome) -> None:
         self.last_outcome = outcome
@@ -378,15 +341,6 @@ class VisionTab(TaskTab):
         self.show_outcome(outcome)
         self._update_actions()
         self.status_changed.emit()
-
-    def _on_live_stats(self) -> None:
-        stats = self.pump.stats
-        self.view.set_badge(stats.text())
-        self.live_label.setText(f"Live · {stats.dropped:,} frames skipped while the model was busy")
-
-    def _on_live_failed(self, message: str) -> None:
-        self.stop_live()
-        self.banner.show_message("error", message)
 
     def hideEvent(self, event: Any) -> None:
         self.stop_live()  # a camera nobody watches should not keep the model busy
