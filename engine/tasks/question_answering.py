@@ -1,6 +1,11 @@
 """Extractive question answering: the answer is a span of the text, found by scoring every token
-as a start and as an end. Windows, masking and span choice follow transformers 4.x's
-question-answering pipeline (removed in 5.x), so answers and scores match it."""
+as a start and as an end. Windows, masking, span choice and merging follow transformers 4.57's
+question-answering pipeline (removed in 5.x), so answers and scores match it.
+
+Two deliberate differences: `max_question_len` cuts long questions (the 4.57 pipeline ignored
+it with fast tokenizers and failed when a question left no room), and windows that would not fit
+(`max_seq_len` above the model's length, `doc_stride` above the room the question leaves) are
+narrowed with a warning instead of failing."""
 
 from __future__ import annotations
 
@@ -149,8 +154,10 @@ def _best_spans(
     top_k: int,
     max_answer_len: int,
 ) -> tuple[list[tuple[int, int, float]], float]:
-    """The window's `top_k` best (first token, last token, score) spans inside the context, and
-    the score of the null answer (start and end both on the [CLS] token)."""
+    """The window's best (first token, last token, score) spans inside the context, `top_k * 2
+    + 10` of them as transformers 4.54 and later take, and the score of the null answer (start
+    and end both on the [CLS] token). Spans of probability zero are left out, where the
+    pipeline could pad its list with them (impossible spans, in arbitrary order)."""
     # tokens of the context may be in the answer; so may [CLS], which stands for "no answer"
     allowed = np.array([sequence == 1 for sequence in encoding.sequence_ids])
     if cls_id is not None:
@@ -163,15 +170,15 @@ def _best_spans(
     # pairs[i, j] = P(start at i) * P(end at j), kept only where i <= j < i + max_answer_len
     pairs = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
     flat = pairs.ravel()
-    if top_k == 1:
-        best = np.array([flat.argmax()])
-    else:
-        best = np.argsort(-flat, kind="stable")[:top_k]
+    # more candidates than asked for: several spans widen to the same words and merge later
+    count = min(top_k * 2 + 10, flat.size)
+    best = np.argpartition(-flat, count - 1)[:count]
+    best = best[np.argsort(-flat[best], kind="stable")]
     firsts, lasts = np.unravel_index(best, pairs.shape)
     spans = [
         (int(i), int(j), float(pairs[i, j]))
         for i, j in zip(firsts, lasts)
-        if allowed[i] and allowed[j]
+        if allowed[i] and allowed[j] and pairs[i, j] > 0
     ]
     return spans, null_score
 
