@@ -27,9 +27,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -41,6 +39,7 @@ from app.widgets.how_it_works import HowItWorks
 from app.widgets.model_picker import ModelPicker
 from app.widgets.options_form import OptionsForm
 from app.widgets.progress import LoadProgress
+from app.widgets.tab_parts import ResultHeader, RunBar
 from app.worker import Engine, EngineInfo, Loaded, ModelSpec, Outcome, TaskMeta
 
 
@@ -149,7 +148,7 @@ class TaskTab(QWidget):
         options = {**self.options_form.values(), **self.extra_options()}
         self._run_input = value
         self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
-        self._set_busy_text("Running…")
+        self.busy_label.setText("Running…")
         self._update_actions()
 
     def cancel(self) -> None:
@@ -237,42 +236,18 @@ class TaskTab(QWidget):
 
         self.options_form = OptionsForm()
         self.options_form.changed.connect(lambda: self.settings.save_options(self.options_form.values()))
-        self.run_button = QPushButton("Run")
-        self.run_button.setObjectName("primary")
-        self.run_button.setToolTip("Run (Ctrl+Enter)")
+        run_bar = RunBar()
+        self.run_button, self.cancel_button, self.busy_label = run_bar.run_button, run_bar.cancel_button, run_bar.busy_label
         self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Cancel (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
-        self.busy_label = QLabel()
-        self.busy_label.setObjectName("hint")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.busy_label, 1)
-        left = _card()
-        left_layout = QVBoxLayout(left)
-        left_layout.addWidget(self.build_input(), 1)
-        left_layout.addWidget(self.options_form)
-        left_layout.addLayout(buttons)
+        left = _card(self.build_input(), self.options_form, run_bar, stretch=0)
 
-        result_title = QLabel("Result")
-        result_title.setObjectName("sectionLabel")
-        self.copy_button = QPushButton("Copy JSON")
+        header = ResultHeader()
+        self.copy_button, self.save_button = header.copy_button, header.save_button
         self.copy_button.clicked.connect(self.copy_json)
-        self.save_button = QPushButton("Save JSON…")
-        self.save_button.setToolTip("Save the result as JSON (Ctrl+S)")
         self.save_button.clicked.connect(lambda: self.export_json())
-        head = QHBoxLayout()
-        head.addWidget(result_title, 1)
-        head.addWidget(self.copy_button)
-        head.addWidget(self.save_button)
         self.warnings = Banner()
-        right = _card()
-        right_layout = QVBoxLayout(right)
-        right_layout.addLayout(head)
-        right_layout.addWidget(self.warnings)
-        right_layout.addWidget(self.build_result(), 1)
+        right = _card(header, self.warnings, self.build_result(), stretch=2)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
@@ -302,9 +277,6 @@ class TaskTab(QWidget):
         self.copy_button.setEnabled(has_result)
         self.save_button.setEnabled(has_result)
 
-    def _set_busy_text(self, text: str) -> None:
-        self.busy_label.setText(text)
-
     def _refresh_how(self) -> None:
         info = self.loaded.info if self.loaded else None
         self.how.set_content(self.explain(info), info)
@@ -328,7 +300,7 @@ class TaskTab(QWidget):
             self._load_job = self._load_spec = None
         if job_id == self._run_job:
             self._run_job = None
-            self._set_busy_text("")
+            self.busy_label.setText("")
         if not self.is_busy():
             self.progress.end()
         self._update_actions()
@@ -401,7 +373,7 @@ class TaskTab(QWidget):
         self.clear_result()
         self.show_result(outcome.result)
         self._finish(job_id)
-        self._set_busy_text(f"Done in {outcome.latency_ms:,.0f} ms")
+        self.busy_label.setText(f"Done in {outcome.latency_ms:,.0f} ms")
         self.status_changed.emit()
 
     @Slot(int, str, str)
@@ -424,10 +396,14 @@ class TaskTab(QWidget):
         was_run = job_id == self._run_job
         self._finish(job_id)
         if was_run:
-            self._set_busy_text("Cancelled")
+            self.busy_label.setText("Cancelled")
 
 
-def _card() -> QFrame:
+def _card(*parts: QWidget, stretch: int) -> QFrame:
+    """Widgets stacked in a framed card; `parts[stretch]` takes the room left over."""
     frame = QFrame()
     frame.setObjectName("card")
+    layout = QVBoxLayout(frame)
+    for i, part in enumerate(parts):
+        layout.addWidget(part, 1 if i == stretch else 0)
     return frame

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from torch import nn
 
-from app.worker import Engine, Job, JobQueue, ModelSpec
+from app.worker import Engine, ModelSpec
 from engine.errors import Cancelled, InputError, ModelUnavailable
 from tests.app.conftest import stop_engine
 
@@ -90,20 +90,6 @@ def run_job(qtbot, engine, input, spec=SPEC, **options):
     with qtbot.waitSignal(engine.result, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
         box[0] = engine.run(spec, input, options)
     return blocker.args[1]
-
-
-def test_job_queue_keeps_only_the_newest_job_per_key():
-    queue = JobQueue()
-    first, other, second = Job(1, "run", SPEC, key="live"), Job(2, "run", SPEC), Job(3, "run", SPEC, key="live")
-    assert queue.put(first) == []
-    assert queue.put(other) == []
-    assert queue.put(second) == [first]
-    assert [queue.take().id, queue.take().id] == [3, 2]  # the newest took the old one's place
-    queue.put(Job(4, "run", SPEC))
-    assert queue.remove(4).id == 4 and queue.remove(4) is None
-    queue.put(Job(5, "run", SPEC))
-    assert [j.id for j in queue.close()] == [5]
-    assert queue.take() is None
 
 
 def test_ready_reports_devices_and_task_metadata(qtbot):
