@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import theme
     from app.tabs import available_tabs
     from app.window import MainWindow
-    from app.worker import Engine
+    from app.worker import DEFAULT_CACHE_LIMIT_MB, Engine
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("TaskStudio")
@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = QSettings("TaskStudio", "Task Studio")
     tab_classes = available_tabs()
-    engine = Engine([cls.task for cls in tab_classes])
+    # models stay loaded until their parameters pass this many MB (a QSettings key, no UI yet)
+    limit_mb = float(settings.value("engine/cache_limit_mb", DEFAULT_CACHE_LIMIT_MB))
+    engine = Engine([cls.task for cls in tab_classes], cache_limit_mb=limit_mb)
     window = MainWindow(engine, settings, tab_classes)
     window.show()
     app.processEvents()  # paint the window before the worker starts importing torch
