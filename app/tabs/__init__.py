@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # engine task name -> (module, class)
 TABS: dict[str, tuple[str, str]] = {
+    "automatic-speech-recognition": ("app.tabs.speech_recognition", "SpeechRecognitionTab"),
+    "audio-classification": ("app.tabs.audio_classification", "AudioClassificationTab"),
     "image-classification": ("app.tabs.image_classification", "ImageClassificationTab"),
     "object-detection": ("app.tabs.object_detection", "ObjectDetectionTab"),
     "text-classification": ("app.tabs.text_classification", "TextClassificationTab"),

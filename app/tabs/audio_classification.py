@@ -1,0 +1,120 @@
+"""Audio classification: a clip's top labels as bars; live, the last second of the microphone is
+classified again whenever the model is free, the bars follow, and a strip keeps the recent
+winners."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.live_audio import ClassificationSession, LiveLabels
+from app.tabs.audio_common import AudioTab, encoder_paragraph
+from app.widgets.audio_file_input import clock
+from app.widgets.label_history import LabelHistory
+from app.widgets.score_bars import ScoreBars
+
+LIVE_WINDOW_S = 1.0
+HISTORY = 12
+
+
+class AudioClassificationTab(AudioTab):
+    task = "audio-classification"
+    title = "Audio classification"
+    blurb = "Name what is heard in a clip (a spoken keyword, an emotion, a language), or live from a microphone."
+    live_hint = (
+        "The last second of sound is classified again and again, as fast as the model allows; "
+        "the strip below the bars keeps the winner of each window, newest on the right."
+    )
+    options_in_live = True
+
+    def build_result(self) -> QWidget:
+        self.summary = QLabel("Run the model on a clip, or listen live, to see its labels.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.bars = ScoreBars()
+        self.history_title = QLabel("Recent windows")
+        self.history_title.setObjectName("sectionLabel")
+        self.history = LabelHistory(HISTORY)
+        self.live_info = QLabel()
+        self.live_info.setObjectName("hint")
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.bars)
+        layout.addSpacing(8)
+        layout.addWidget(self.history_title)
+        layout.addWidget(self.history)
+        layout.addWidget(self.live_info)
+        layout.addStretch(1)
+        self.updates = 0  # live updates drawn since the session began
+        self._show_history(False)
+        return holder
+
+    def make_session(self, rate: int) -> ClassificationSession:
+        top_k = self.options_form.values().get("top_k") or 5
+        return ClassificationSession(rate, window_s=LIVE_WINDOW_S, top_k=top_k, history_size=HISTORY)
+
+    def live_started(self) -> None:
+        self.last_outcome = None
+        self.clear_result()
+        self.updates = 0
+        self.summary.setText("Listening…")
+        self.history.set_history([])
+        self._show_history(True)
+        self._update_actions()
+
+    @Slot(object)
+    def show_live(self, value: LiveLabels) -> None:
+        if value.labels:
+            self.updates += 1
+            self._draw(value.labels)
+        self.history.set_history([(h["label"], h["score"]) for h in value.history])
+        self.live_info.setText(f"Window: the last {LIVE_WINDOW_S:g} s · {clock(value.heard_s)} heard")
+
+    def show_result(self, result: Any) -> None:
+        if isinstance(result, LiveLabels):  # the last window once the microphone stopped
+            self.show_live(result)
+            self.live_info.setText(f"Stopped after {clock(result.heard_s)}: the bars show the last window")
+            return
+        self._show_history(False)
+        self._draw(result.to_json())
+
+    def clear_result(self) -> None:
+        self.bars.set_scores([])
+        self.summary.setText("")
+        self.live_info.clear()
+
+    def _draw(self, labels: list[dict[str, Any]]) -> None:
+        self.bars.set_scores([(item["label"], item["score"]) for item in labels])
+        if labels:
+            best = labels[0]
+            self.summary.setText(
+                f"<span style='font-size:13pt'><b>{html.escape(str(best['label']))}</b></span>"
+                f" &nbsp;{100 * best['score']:.1f} %"
+            )
+        else:
+            self.summary.setText("The model returned no labels.")
+
+    def _show_history(self, shown: bool) -> None:
+        for widget in (self.history_title, self.history, self.live_info):
+            widget.setVisible(shown)
+
+    def explain(self, info: dict[str, Any] | None) -> str:
+        head = (
+            "For classification the frame vectors are pooled into one vector for the whole clip: "
+            "their average over time (with <i>weighted layer sum</i>, first a learned mix of every "
+            "layer's output, since lower layers keep more of the sound and upper ones more of the "
+            "words). A small projection and a linear <b>classifier</b> give one number per label, "
+            "and a softmax turns those into probabilities that add up to 1."
+        )
+        live = (
+            f"Live, the newest {LIVE_WINDOW_S:g} s of sound is classified each time the model is "
+            "free; windows that passed while it was busy are skipped, so the bars always show what "
+            "was heard last. The strip keeps each window's winner: its colour is the label, its "
+            "strength the score."
+        )
+        return encoder_paragraph(info) + f"<p>{head}</p><p>{live}</p>"

@@ -1,0 +1,285 @@
+"""Speech recognition: a file (with progress and Cancel for long ones) or the microphone in, a
+transcript with word timings out. Click a word to see when it was said; export as text, SubRip,
+WebVTT or JSON. Live, committed text is drawn solid and the provisional tail lighter."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import theme
+from app.live_audio import LiveText, TranscriptionSession
+from app.tabs.audio_common import AudioTab, encoder_paragraph
+from app.widgets.audio_file_input import clock
+from app.widgets.progress import human_seconds
+
+EXPORT_FILTERS = {
+    "txt": "Plain text (*.txt)",
+    "srt": "SubRip subtitles (*.srt)",
+    "vtt": "WebVTT subtitles (*.vtt)",
+    "json": "JSON with word timings (*.json)",
+}
+
+
+class TranscriptView(QTextBrowser):
+    """Shows either a finished transcript, whose words are links (`word_clicked(index)`), or
+    live text: the committed part solid, the partial tail lighter and in italics."""
+
+    word_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setPlaceholderText("The transcript appears here.")
+        self.anchorClicked.connect(self._on_anchor)
+        font = self.font()
+        font.setPointSizeF(font.pointSizeF() * 1.12)
+        self.setFont(font)
+        self.words: list[tuple[str, float, float]] = []
+        self.committed = ""
+        self.partial = ""
+        self._selected: int | None = None
+
+    def show_live(self, committed: str, partial: str) -> None:
+        self.words, self._selected = [], None
+        self.committed, self.partial = committed, partial
+        light = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        tail = f" <span style='color:{light}'><i>{html.escape(partial)}</i></span>" if partial else ""
+        self.setHtml(f"<p>{html.escape(committed)}{tail}</p>")
+        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+
+    def show_words(self, words: list[tuple[str, float, float]], text: str, joiner: str = " ") -> None:
+        """`words` as (text, start_s, end_s); without timings, `text` is shown as it is."""
+        self.words, self.committed, self.partial = list(words), text, ""
+        self._selected = None
+        self._render(joiner)
+
+    def select(self, index: int) -> None:
+        self._selected = index
+        self._render(" " if all(w[0].strip() for w in self.words) else "")
+
+    def _render(self, joiner: str) -> None:
+        if not self.words:
+            self.setHtml(f"<p>{html.escape(self.committed)}</p>")
+            return
+        text = self.palette().color(QPalette.ColorRole.Text).name()
+        mark = theme.answer_colour(self).name()
+        self.document().setDefaultStyleSheet(f"a {{ color: {text}; text-decoration: none; }}")
+        parts = []
+        for i, (word, start, end) in enumerate(self.words):
+            style = f" style='background:{mark}'" if i == self._selected else ""
+            title = f"{start:.2f}–{end:.2f} s"
+            parts.append(f"<a href='#w{i}' title='{title}'{style}>{html.escape(word)}</a>")
+        self.setHtml("<p>" + joiner.join(parts) + "</p>")
+
+    def _on_anchor(self, url: QUrl) -> None:
+        fragment = url.fragment()
+        if fragment.startswith("w") and fragment[1:].isdigit():
+            self.word_clicked.emit(int(fragment[1:]))
+
+
+class TranscribeProgress(QFrame):
+    """Seconds of audio transcribed, of how many, and the time left, with Cancel."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(False)
+        self.bar.setFixedHeight(8)
+        self.label = QLabel()
+        self.label.setObjectName("hint")
+        cancel = QPushButton("Cancel")
+        cancel.setToolTip("Stop transcribing (Esc)")
+        cancel.clicked.connect(self.cancel_requested)
+        text = QVBoxLayout()
+        text.setSpacing(4)
+        text.addWidget(self.bar)
+        text.addWidget(self.label)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(text, 1)
+        layout.addWidget(cancel)
+        self._began = 0.0
+        self.hide()
+
+    def update_progress(self, done_s: float, total_s: float | None) -> None:
+        if not self.isVisible():
+            self._began = time.monotonic()
+            self.show()
+        if not total_s:
+            self.bar.setRange(0, 0)
+            self.label.setText(f"Transcribing… {clock(done_s)}")
+            return
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(1000 * min(done_s, total_s) / total_s))
+        text = f"Transcribing… {clock(done_s)} of {clock(total_s)}"
+        spent = time.monotonic() - self._began
+        if done_s > 0 and spent > 0.5:
+            text += f" · about {human_seconds(spent * (total_s - done_s) / done_s)} left"
+        self.label.setText(text)
+
+
+class SpeechRecognitionTab(AudioTab):
+    task = "automatic-speech-recognition"
+    title = "Speech recognition"
+    blurb = "Turn speech into text with the time of every word, from a file or live from a microphone."
+    live_hint = (
+        "Speak, and the text appears as you talk: solid text is final, the lighter tail may still "
+        "change. Stop to finish the last words. Nothing heard is dropped while the model is busy."
+    )
+
+    def build_result(self) -> QWidget:
+        self.run_progress = TranscribeProgress()
+        self.run_progress.cancel_requested.connect(self.cancel)
+        self.summary = QLabel()
+        self.summary.setObjectName("hint")
+        self.transcript = TranscriptView()
+        self.transcript.word_clicked.connect(self.reveal_word)
+        self.word_info = QLabel()
+        self.word_info.setTextFormat(Qt.TextFormat.RichText)
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.run_progress)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.transcript, 1)
+        layout.addWidget(self.word_info)
+        self.save_button.setText("Export…")
+        self.save_button.setToolTip("Export the transcript as text, subtitles (SRT, WebVTT) or JSON (Ctrl+S)")
+        self.clear_result()
+        self.engine.partial.connect(self._on_run_partial)
+        return holder
+
+    @Slot(int, object)
+    def _on_run_partial(self, job_id: int, text: Any) -> None:
+        """A long file's text so far, window by window (it only grows)."""
+        if job_id == self._run_job and isinstance(text, str):
+            self.transcript.show_live(text, "")
+
+    def make_session(self, rate: int) -> TranscriptionSession:
+        return TranscriptionSession(rate)
+
+    def live_started(self) -> None:
+        self.last_outcome = None
+        self.clear_result()
+        self.transcript.show_live("", "")
+        self.summary.setText("Listening…")
+        self._update_actions()
+
+    @Slot(object)
+    def show_live(self, value: LiveText) -> None:
+        self.transcript.show_live(value.committed, value.partial)
+        self.summary.setText(f"Listening · {clock(value.heard_s)} transcribed")
+
+    def show_result(self, result: Any) -> None:
+        chunks = result.chunks or []
+        words = [(c["text"], float(c["timestamp"][0]), float(c["timestamp"][1])) for c in chunks]
+        per_char = any(not w.strip() for w, _, _ in words)  # char timestamps include the spaces
+        self.transcript.show_words(words, result.text, joiner="" if per_char else " ")
+        count = len(result.text.split())
+        heard = f" · {clock(result.duration)} of audio" if getattr(result, "duration", 0) else ""
+        self.summary.setText(f"{count} word{'s' if count != 1 else ''}{heard}" if result.text else f"No speech recognised{heard}")
+        self.word_info.setText(
+            "<span style='color:gray'>Click a word to see when it was said.</span>" if words else ""
+        )
+
+    def clear_result(self) -> None:
+        self.transcript.show_words([], "")
+        self.summary.clear()
+        self.word_info.clear()
+        self.file_input.waveform.clear_mark()
+
+    def reveal_word(self, index: int) -> None:
+        """Select word `index`: say when it was said and mark it on the file's waveform."""
+        if not 0 <= index < len(self.transcript.words):
+            return
+        word, start, end = self.transcript.words[index]
+        self.transcript.select(index)
+        self.word_info.setText(f"<b>{html.escape(word)}</b> &nbsp;{start:.2f} s → {end:.2f} s")
+        if self.last_input is not None and self.current_input() == self.last_input:
+            self.file_input.waveform.mark(start, end)
+
+    # ----- long files: progress and cancel ------------------------------------------------------
+
+    @Slot(int, object, object, str)
+    def _on_progress(self, job_id: int, done: Any, total: Any, message: str) -> None:
+        if job_id == self._run_job and message == "transcribing":
+            if self.progress.isVisible():
+                self.progress.end()  # the model is loaded: the load bar gives way to this one
+            self.run_progress.update_progress(float(done), float(total) if total else None)
+            return
+        super()._on_progress(job_id, done, total, message)
+
+    def _finish(self, job_id: int) -> None:
+        if job_id == self._run_job:
+            self.run_progress.hide()
+        super()._finish(job_id)
+
+    # ----- export -------------------------------------------------------------------------------
+
+    def export_json(self, path: Path | None = None) -> None:
+        """Ctrl+S: export the transcript; the format follows the file's extension."""
+        if self.last_outcome is None:
+            return
+        if path is None:
+            chosen, picked = QFileDialog.getSaveFileName(
+                self, "Export transcript", "transcript.srt", ";;".join(EXPORT_FILTERS.values()), EXPORT_FILTERS["srt"]
+            )
+            if not chosen:
+                return
+            path = Path(chosen)
+            if path.suffix.lstrip(".").lower() not in EXPORT_FILTERS:
+                path = path.with_name(path.name + "." + next(k for k, v in EXPORT_FILTERS.items() if v == picked))
+        self.export_transcript(path)
+
+    def export_transcript(self, path: Path, format: str | None = None) -> bool:
+        from engine.errors import EngineError
+        from engine.subtitles import export  # string formatting only; the engine is loaded by now
+
+        if self.last_outcome is None:
+            return False
+        try:
+            export(self.last_outcome.result, path, format)
+        except EngineError as exc:
+            self.banner.show_message("error", str(exc))
+            return False
+        return True
+
+    def explain(self, info: dict[str, Any] | None) -> str:
+        head = (
+            "For speech recognition a linear <b>CTC head</b> (Graves et al., 2006) scores every "
+            "character of the vocabulary, and a <i>blank</i>, for each 20 ms frame. Decoding takes "
+            "the best-scoring character per frame, merges repeats, drops the blanks, and reads "
+            "<code>|</code> as the space between words; a word's first and last frames give the "
+            "time it was said."
+        )
+        long_files = (
+            "Long files are read in overlapping windows (<i>Chunk length</i>, <i>Stride length</i>): "
+            "each window hears some context on both sides but keeps only its middle frames, so a "
+            "word cut by a window's edge still comes out whole, and memory stays at one window."
+        )
+        live = (
+            "Live, the microphone's audio goes through the same kind of windows (6 s, with 1 s of "
+            "context). Frames in the middle of a finished window are final: their text is "
+            "<i>committed</i> and drawn solid. The window still filling is decoded again every "
+            "half second; its text is the lighter tail, and may change as more sound arrives."
+        )
+        return encoder_paragraph(info) + f"<p>{head}</p><p>{long_files}</p><p>{live}</p>"
