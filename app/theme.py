@@ -56,11 +56,23 @@ _KNOWN_HUES = {"PER": 210, "ORG": 30, "LOC": 140, "MISC": 280, "DATE": 50, "TIME
 
 
 def apply(app: QApplication, scheme: str = "system") -> None:
-    """Fusion with our palette; `scheme` is "system", "light" or "dark"."""
+    """Fusion with our palette; `scheme` is "system" (follow the desktop, also when it switches
+    while the app runs), "light" or "dark"."""
     app.setStyle("Fusion")
-    if scheme == "system":
-        hints = QGuiApplication.styleHints()
-        scheme = "dark" if hints.colorScheme() == Qt.ColorScheme.Dark else "light"
+    app.setStyleSheet(_STYLE)
+    if scheme != "system":
+        _set_palette(app, scheme)
+        return
+    hints = QGuiApplication.styleHints()
+
+    def follow() -> None:
+        _set_palette(app, "dark" if hints.colorScheme() == Qt.ColorScheme.Dark else "light")
+
+    follow()
+    hints.colorSchemeChanged.connect(follow)
+
+
+def _set_palette(app: QApplication, scheme: str) -> None:
     palette = QPalette()
     for role, colour in (_DARK if scheme == "dark" else _LIGHT).items():
         palette.setColor(role, QColor(colour))
@@ -68,7 +80,6 @@ def apply(app: QApplication, scheme: str = "system") -> None:
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
         palette.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     app.setPalette(palette)
-    app.setStyleSheet(_STYLE)
 
 
 def is_dark(widget: QWidget | None = None) -> bool:
