@@ -67,10 +67,10 @@ class CameraSource(FrameSource):
         self._device = QMediaDevices.defaultVideoInput()
         self._camera = QCamera(self._device)
         self._session = QMediaCaptureSession()
-        self._sink = QVideoSink()
+        self.sink = QVideoSink()  # where Qt delivers the camera's frames (tests feed it directly)
         self._session.setCamera(self._camera)
-        self._session.setVideoSink(self._sink)
-        self._sink.videoFrameChanged.connect(self._on_frame)
+        self._session.setVideoSink(self.sink)
+        self.sink.videoFrameChanged.connect(self._on_frame)
         self._camera.errorOccurred.connect(self._on_error)
 
     def description(self) -> str:

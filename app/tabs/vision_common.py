@@ -16,7 +16,6 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMenu,
     QPushButton,
     QSplitter,
@@ -330,6 +329,7 @@ class VisionTab(TaskTab):
         self.view.set_placeholder("Starting the camera…")
         self.view.set_image(None)
         self.clear_result()
+        self._update_actions()
         return True
 
     def stop_live(self) -> None:
@@ -380,5 +380,7 @@ class VisionTab(TaskTab):
 
     def _update_actions(self) -> None:
         super()._update_actions()
-        if hasattr(self, "save_image_button"):
+        if hasattr(self, "save_image_button"):  # the base class asks before the tab is built
             self.save_image_button.setEnabled(self.last_outcome is not None)
+            if self.live.is_running():
+                self.run_button.setEnabled(False)  # the camera feeds the model by itself

@@ -1,112 +1,31 @@
-"""The vision tabs end to end on tiny checkpoints saved by transformers: input from files, drops,
-the clipboard and a synthetic camera; boxes, bars, the threshold slider, hover, export, and bad
-input. The worker is the real one; waits are qtbot.waitUntil / waitSignal only."""
+"""The vision tabs end to end on tiny checkpoints saved by transformers: input from files, drops
+and the clipboard; bars, boxes, the threshold slider, hover, export, and bad input. The worker is
+the real one; waits are qtbot.waitUntil / waitSignal only. Live mode: test_vision_live.py."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 import threading
-import time
 
 import pytest
-from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QMouseEvent
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication
 
 import app.pictures
-import app.worker
-from app.webcam import FrameSource, camera_problem
-from tests.app.conftest import stop_engine
-from tests.app.vision_models import SAMPLES, STREET_OBJECTS, build_vision_models
-
-VISION_TASKS = ("image-classification", "object-detection")
-WAIT_MS = 60_000
-LIVE_KEY = "object-detection:live"
-
-
-@pytest.fixture(scope="session")
-def vision_models(tmp_path_factory):
-    return build_vision_models(tmp_path_factory.mktemp("tiny-vision"))
-
-
-@pytest.fixture(scope="session")
-def images(tmp_path_factory):
-    """Good pictures, and the bad input people drop by mistake."""
-    folder = tmp_path_factory.mktemp("pictures")
-    for name in ("street.jpg", "still_life.jpg"):
-        shutil.copy(SAMPLES / name, folder / name)
-    alpha = QImage(300, 200, QImage.Format.Format_ARGB32)
-    alpha.fill(0x8040A0E0)
-    alpha.save(str(folder / "alpha.png"))
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "notes.txt").write_text("a shopping list, not a picture\n", encoding="utf-8")
-    (folder / "garbage.png").write_bytes(bytes(range(256)) * 8)
-    (folder / "truncated.jpg").write_bytes((SAMPLES / "street.jpg").read_bytes()[:4000])
-    return folder
-
-
-def open_window(qtbot, settings, models, loader=None, tasks=VISION_TASKS):
-    from app.tabs import available_tabs
-    from app.window import MainWindow
-    from app.worker import Engine, load_engine_task
-
-    for task in VISION_TASKS:
-        settings.setValue(f"tabs/{task}/model", str(models[task]))
-    tab_classes = [cls for cls in available_tabs() if cls.task in tasks]
-    engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
-    win = MainWindow(engine, settings, tab_classes)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
-        engine.start()
-    qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
-    return win, engine
-
-
-@pytest.fixture
-def window(qtbot, settings, vision_models):
-    win, engine = open_window(qtbot, settings, vision_models)
-    yield win
-    win.close()
-    stop_engine(engine)
-
-
-def tab_of(qtbot, win, task):
-    """The tab for `task`, on screen, with its tiny model loaded."""
-    win.select_task(task)
-    tab = win.tab(task)
-    qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
-    return tab
-
-
-def wait_for_result(qtbot, tab, name):
-    qtbot.waitUntil(
-        lambda: tab.current is not None and tab.current.name == name and tab.current.outcome is not None
-        and tab.current.preview is not None and not tab.is_busy(),
-        timeout=WAIT_MS,
-    )
-    return tab.current.outcome.result
-
-
-def started_jobs(engine):
-    """Ids of the jobs the worker takes from now on."""
-    ids = []
-    engine.started.connect(ids.append)
-    return ids
-
-
-def file_mime(*paths):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    return mime
-
-
-def hover(widget, point):
-    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())),
-                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
+from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
+    VISION_TASKS,
+    WAIT_MS,
+    file_mime,
+    hover,
+    images,
+    started_jobs,
+    tab_of,
+    vision_models,
+    wait_for_result,
+    window,
+)
+from tests.app.vision_models import STREET_OBJECTS
 
 
 # ----- image classification ------------------------------------------------------------------
@@ -291,113 +210,3 @@ def test_bad_input_shows_a_message_and_keeps_the_tab_usable(qtbot, window, image
     tab.open_path(images / "still_life.jpg")
     wait_for_result(qtbot, tab, "still_life.jpg")
     assert len(tab.bars.rows()) == 5
-
-
-# ----- live mode ---------------------------------------------------------------------------------
-
-
-class SyntheticFrames(FrameSource):
-    """`count` copies of a picture, one every `interval_ms`: a camera faster than the model."""
-
-    def __init__(self, image: QImage, count: int, interval_ms: int = 2) -> None:
-        super().__init__()
-        self.image, self.count, self.sent = image, count, 0
-        self.stopped = False
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self.timer.start()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.timer.stop()
-
-    def description(self) -> str:
-        return "synthetic camera"
-
-    def _tick(self) -> None:
-        if self.sent >= self.count:
-            self.timer.stop()
-            return
-        self.sent += 1
-        self.frame.emit(self.image)
-
-
-class RecordingQueue(app.worker.JobQueue):
-    """The worker's queue, noting the most frame jobs it ever held at once."""
-
-    most_frames = 0
-
-    def put(self, job):
-        with self._cond:  # the queue's own lock (re-entrant), so the count is exact
-            replaced = super().put(job)
-            frames = sum(1 for waiting in self._jobs if waiting.key == LIVE_KEY)
-            RecordingQueue.most_frames = max(RecordingQueue.most_frames, frames)
-            return replaced
-
-
-class SlowTask:
-    """The real task, slowed to well below the synthetic camera's rate."""
-
-    def __init__(self, task, seconds: float) -> None:
-        self.task, self.seconds, self.runs = task, seconds, 0
-
-    def info(self):
-        return self.task.info()
-
-    def run(self, input, **kwargs):
-        self.runs += 1
-        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
-        return self.task.run(input, **kwargs)
-
-
-def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, settings, vision_models, monkeypatch):
-    monkeypatch.setattr(app.worker, "JobQueue", RecordingQueue)
-    RecordingQueue.most_frames = 0
-    slow: list[SlowTask] = []
-
-    def slow_loader(spec, hooks):
-        slow.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0.05))
-        return slow[-1]
-
-    win, engine = open_window(qtbot, settings, vision_models, loader=slow_loader, tasks=("object-detection",))
-    try:
-        tab = tab_of(qtbot, win, "object-detection")
-        frames = SyntheticFrames(QImage(str(SAMPLES / "street.jpg")).scaled(600, 400), count=150)
-        assert tab.start_live(frames)
-        assert tab.live.button.isChecked()
-        qtbot.waitUntil(lambda: frames.sent == frames.count and tab.live.pump.pending() == 0, timeout=WAIT_MS)
-
-        stats = tab.live.pump.stats
-        runs = slow[0].runs
-        assert stats.frames == 150
-        assert 1 <= runs <= stats.frames // 5  # most frames were skipped...
-        assert RecordingQueue.most_frames == 1  # ...and the queue never held more than one
-        assert stats.done + stats.dropped == stats.frames
-        assert stats.done == runs
-        assert [b.text.split(" ")[0] for b in tab.view.boxes()][:2] == ["stop", "traffic"]  # overlay follows
-        assert "camera" in tab.view.badge() and "model" in tab.view.badge()
-
-        tab.live.button.click()  # stop
-        assert not tab.live.pump.is_running() and frames.stopped
-        assert tab.view.image() is None  # back to the (empty) picture view
-    finally:
-        win.close()
-        stop_engine(engine)
-
-
-def test_without_a_camera_the_tab_says_so_and_still_works(qtbot, window, images, monkeypatch):
-    tab = tab_of(qtbot, window, "object-detection")
-    monkeypatch.setattr("app.webcam.camera_problem", lambda: "No camera was found.")
-    tab.live.button.click()
-    assert not tab.live.button.isChecked() and not tab.live.pump.is_running()
-    assert "No camera" in tab.banner.text()
-    tab.open_path(images / "street.jpg")
-    wait_for_result(qtbot, tab, "street.jpg")
-
-
-def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
-    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
-    assert "Qt Multimedia" in camera_problem()

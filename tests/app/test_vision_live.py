@@ -1,0 +1,147 @@
+"""Live mode of the vision tabs: a synthetic camera faster than a deliberately slowed model
+(frames are dropped, never queued), the Qt Multimedia camera source, and no camera at all."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage
+
+import app.worker
+from app.webcam import FrameSource, camera_problem
+from tests.app.conftest import stop_engine
+from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
+    WAIT_MS,
+    images,
+    open_window,
+    tab_of,
+    vision_models,
+    wait_for_result,
+    window,
+)
+from tests.app.vision_models import SAMPLES
+
+LIVE_KEY = "object-detection:live"
+
+
+class SyntheticFrames(FrameSource):
+    """`count` copies of a picture, one every `interval_ms`: a camera faster than the model."""
+
+    def __init__(self, image: QImage, count: int, interval_ms: int = 2) -> None:
+        super().__init__()
+        self.image, self.count, self.sent = image, count, 0
+        self.stopped = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.timer.stop()
+
+    def description(self) -> str:
+        return "synthetic camera"
+
+    def _tick(self) -> None:
+        if self.sent >= self.count:
+            self.timer.stop()
+            return
+        self.sent += 1
+        self.frame.emit(self.image)
+
+
+class RecordingQueue(app.worker.JobQueue):
+    """The worker's queue, noting the most frame jobs it ever held at once."""
+
+    most_frames = 0
+
+    def put(self, job):
+        with self._cond:  # the queue's own lock (re-entrant), so the count is exact
+            replaced = super().put(job)
+            frames = sum(1 for waiting in self._jobs if waiting.key == LIVE_KEY)
+            RecordingQueue.most_frames = max(RecordingQueue.most_frames, frames)
+            return replaced
+
+
+class SlowTask:
+    """The real task, slowed to well below the synthetic camera's rate."""
+
+    def __init__(self, task, seconds: float) -> None:
+        self.task, self.seconds, self.runs = task, seconds, 0
+
+    def info(self):
+        return self.task.info()
+
+    def run(self, input, **kwargs):
+        self.runs += 1
+        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
+        return self.task.run(input, **kwargs)
+
+
+def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, settings, vision_models, monkeypatch):
+    monkeypatch.setattr(app.worker, "JobQueue", RecordingQueue)
+    RecordingQueue.most_frames = 0
+    slow: list[SlowTask] = []
+
+    def slow_loader(spec, hooks):
+        slow.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0.05))
+        return slow[-1]
+
+    win, engine = open_window(qtbot, settings, vision_models, loader=slow_loader, tasks=("object-detection",))
+    try:
+        tab = tab_of(qtbot, win, "object-detection")
+        frames = SyntheticFrames(QImage(str(SAMPLES / "street.jpg")).scaled(600, 400), count=150)
+        assert tab.start_live(frames)
+        assert tab.live.button.isChecked()
+        qtbot.waitUntil(lambda: frames.sent == frames.count and tab.live.pump.pending() == 0, timeout=WAIT_MS)
+
+        stats = tab.live.pump.stats
+        runs = slow[0].runs
+        assert stats.frames == 150
+        assert 1 <= runs <= stats.frames // 5  # most frames were skipped...
+        assert RecordingQueue.most_frames == 1  # ...and the queue never held more than one
+        assert stats.done + stats.dropped == stats.frames
+        assert stats.done == runs
+        assert [b.text.split(" ")[0] for b in tab.view.boxes()][:2] == ["stop", "traffic"]  # overlay follows
+        assert "camera" in tab.view.badge() and "model" in tab.view.badge()
+
+        tab.live.button.click()  # stop
+        assert not tab.live.pump.is_running() and frames.stopped
+        assert tab.view.image() is None  # back to the (empty) picture view
+    finally:
+        win.close()
+        stop_engine(engine)
+
+
+def test_without_a_camera_the_tab_says_so_and_still_works(qtbot, window, images, monkeypatch):
+    tab = tab_of(qtbot, window, "object-detection")
+    monkeypatch.setattr("app.webcam.camera_problem", lambda: "No camera was found.")
+    tab.live.button.click()
+    assert not tab.live.button.isChecked() and not tab.live.pump.is_running()
+    assert "No camera" in tab.banner.text()
+    tab.open_path(images / "street.jpg")
+    wait_for_result(qtbot, tab, "street.jpg")
+
+
+def test_the_camera_source_turns_video_frames_into_images(qtbot):
+    multimedia = pytest.importorskip("PySide6.QtMultimedia")
+    from app.webcam import CameraSource
+
+    source = CameraSource()
+    picture = QImage(64, 48, QImage.Format.Format_RGB32)
+    picture.fill(0xFF336699)
+    with qtbot.waitSignal(source.frame, timeout=5_000) as blocker:
+        source.sink.setVideoFrame(multimedia.QVideoFrame(picture))
+    assert blocker.args[0].size() == picture.size()
+    assert blocker.args[0].pixelColor(10, 10) == picture.pixelColor(10, 10)
+
+
+def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
+    assert "Qt Multimedia" in camera_problem()

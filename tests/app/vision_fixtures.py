@@ -1,0 +1,100 @@
+"""Fixtures and helpers shared by the vision tab tests: the tiny checkpoints, pictures good and
+bad, and a main window with the vision tabs on the real engine worker."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from tests.app.conftest import stop_engine
+from tests.app.vision_models import SAMPLES, build_vision_models
+
+VISION_TASKS = ("image-classification", "object-detection")
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="session")
+def vision_models(tmp_path_factory):
+    return build_vision_models(tmp_path_factory.mktemp("tiny-vision"))
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    """Good pictures, and the bad input people drop by mistake."""
+    folder = tmp_path_factory.mktemp("pictures")
+    for name in ("street.jpg", "still_life.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+    alpha = QImage(300, 200, QImage.Format.Format_ARGB32)
+    alpha.fill(0x8040A0E0)
+    alpha.save(str(folder / "alpha.png"))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("a shopping list, not a picture\n", encoding="utf-8")
+    (folder / "garbage.png").write_bytes(bytes(range(256)) * 8)
+    (folder / "truncated.jpg").write_bytes((SAMPLES / "street.jpg").read_bytes()[:4000])
+    return folder
+
+
+def open_window(qtbot, settings, models, loader=None, tasks=VISION_TASKS):
+    from app.tabs import available_tabs
+    from app.window import MainWindow
+    from app.worker import Engine, load_engine_task
+
+    for task in VISION_TASKS:
+        settings.setValue(f"tabs/{task}/model", str(models[task]))
+    tab_classes = [cls for cls in available_tabs() if cls.task in tasks]
+    engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
+    win = MainWindow(engine, settings, tab_classes)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
+        engine.start()
+    qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
+    return win, engine
+
+
+@pytest.fixture
+def window(qtbot, settings, vision_models):
+    win, engine = open_window(qtbot, settings, vision_models)
+    yield win
+    win.close()
+    stop_engine(engine)
+
+
+def tab_of(qtbot, win, task):
+    """The tab for `task`, on screen, with its tiny model loaded."""
+    win.select_task(task)
+    tab = win.tab(task)
+    qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
+    return tab
+
+
+def wait_for_result(qtbot, tab, name):
+    qtbot.waitUntil(
+        lambda: tab.current is not None and tab.current.name == name and tab.current.outcome is not None
+        and tab.current.preview is not None and not tab.is_busy(),
+        timeout=WAIT_MS,
+    )
+    return tab.current.outcome.result
+
+
+def started_jobs(engine):
+    """Ids of the jobs the worker takes from now on."""
+    ids = []
+    engine.started.connect(ids.append)
+    return ids
+
+
+def file_mime(*paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def hover(widget, point):
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
