@@ -3,6 +3,9 @@ onto Qt's text positions."""
 
 from __future__ import annotations
 
+import bisect
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -12,10 +15,21 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 MAX_FILE_BYTES = 20_000_000  # a text file beyond this is almost certainly not meant as input
 
 
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+def qt_positions(text: str) -> Callable[[int], int]:
+    """Maps an index into `text` to Qt's position. Qt counts UTF-16 code units, Python counts
+    code points: they differ by one after each character outside the Basic Multilingual Plane
+    (most emoji). Built once per text, so marking many spans of a long text stays cheap."""
+    wide = [m.start() for m in _BEYOND_BMP.finditer(text)]
+    if not wide:
+        return lambda index: index
+    return lambda index: index + bisect.bisect_left(wide, index)
+
+
 def to_qt_position(text: str, index: int) -> int:
-    """Qt counts UTF-16 code units; Python counts code points. They differ after any
-    character outside the Basic Multilingual Plane (most emoji)."""
-    return len(text[:index].encode("utf-16-le")) // 2
+    return qt_positions(text)(index)
 
 
 def read_text_file(path: Path) -> str:
@@ -56,24 +70,24 @@ class TextInput(QPlainTextEdit):
 
     def highlight(self, spans: list[tuple[int, int, object]]) -> None:
         """Mark character spans [(start, end, QColor)] of `toPlainText()` without editing it."""
-        text = self.toPlainText()
+        position = qt_positions(self.toPlainText())
         marks = []
         for start, end, colour in spans:
             mark = QTextEdit.ExtraSelection()
             mark.format.setBackground(colour)
             cursor = QTextCursor(self.document())
-            cursor.setPosition(to_qt_position(text, start))
-            cursor.setPosition(to_qt_position(text, end), QTextCursor.MoveMode.KeepAnchor)
+            cursor.setPosition(position(start))
+            cursor.setPosition(position(end), QTextCursor.MoveMode.KeepAnchor)
             mark.cursor = cursor
             marks.append(mark)
         self.setExtraSelections(marks)
 
     def reveal(self, start: int, end: int) -> None:
         """Select a character span and scroll it into view."""
-        text = self.toPlainText()
+        position = qt_positions(self.toPlainText())
         cursor = self.textCursor()
-        cursor.setPosition(to_qt_position(text, start))
-        cursor.setPosition(to_qt_position(text, end), QTextCursor.MoveMode.KeepAnchor)
+        cursor.setPosition(position(start))
+        cursor.setPosition(position(end), QTextCursor.MoveMode.KeepAnchor)
         self.setTextCursor(cursor)
         self.ensureCursorVisible()
 
