@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.config import read_json
 from engine.errors import CheckpointError
@@ -58,6 +59,18 @@ class CTCVocabulary:
         ids = {token: i for i, token in tokens.items()}
         self.blank_id = ids.get(blank)
         self.delimiter_id = ids.get(word_delimiter) if word_delimiter is not None else None
+        # Runs are runs of equal *text* (an unknown id beside the unknown token is one run), so
+        # every id maps to the index of its text in `_texts`, ids outside the table to unknown.
+        self._texts = list(dict.fromkeys([*tokens.values(), unknown]))
+        index = {text: i for i, text in enumerate(self._texts)}
+        self._text_index = np.full(max(tokens, default=-1) + 1, index[unknown], dtype=np.int64)
+        for i, text in tokens.items():
+            if i >= 0:
+                self._text_index[i] = index[text]
+        self._unknown_index = index[unknown]
+        self._blank_index = index.get(blank, -1)
+        self._emitted = [delimiter_text if t == word_delimiter else t for t in self._texts]
+        self._is_space = np.array([t == delimiter_text for t in self._emitted], dtype=bool)
 
     @classmethod
     def from_folder(cls, folder: Path) -> CTCVocabulary:
@@ -94,27 +107,31 @@ class CTCVocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def _groups(self, ids: Sequence[int]) -> list[Span]:
-        """Runs of equal tokens as text and frame range, the blank runs included. Runs are of
-        equal text, not ids: an unknown id next to the unknown token is one run."""
-        spans, start = [], 0
-        for text, run in groupby(self.tokens.get(int(i), self.unknown) for i in ids):
-            length = sum(1 for _ in run)
-            spans.append(Span(text, start, start + length))
-            start += length
-        return spans
+    def _runs(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each run of equal tokens, blanks included: its text index, first frame, end frame."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        inside = (ids >= 0) & (ids < len(self._text_index))
+        texts = np.full(len(ids), self._unknown_index, dtype=np.int64)
+        texts[inside] = self._text_index[ids[inside]]
+        changes = np.ones(len(texts), dtype=bool)
+        changes[1:] = texts[1:] != texts[:-1]
+        starts = np.flatnonzero(changes)
+        ends = np.append(starts[1:], len(texts))
+        return texts[starts], starts, ends
 
     def char_spans(self, ids: Sequence[int]) -> list[Span]:
         """One span per emitted character (the delimiter already turned into its text)."""
+        texts, starts, ends = self._runs(ids)
+        keep = texts != self._blank_index
         return [
-            Span(self.delimiter_text if g.text == self.word_delimiter else g.text, g.start, g.end)
-            for g in self._groups(ids)
-            if g.text != self.blank
+            Span(self._emitted[t], s, e)
+            for t, s, e in zip(texts[keep].tolist(), starts[keep].tolist(), ends[keep].tolist())
         ]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of per-frame argmax ids."""
-        text = "".join(span.text for span in self.char_spans(ids)).strip()
+        texts = self._runs(ids)[0]
+        text = "".join(self._emitted[t] for t in texts[texts != self._blank_index].tolist()).strip()
         if self.lower_case:
             text = text.lower()
         if self.clean_up_spaces:
@@ -125,16 +142,16 @@ class CTCVocabulary:
     def word_spans(self, ids: Sequence[int]) -> list[Span]:
         """Words between delimiters, each from its first character's first frame to its last
         character's last frame (the characters as emitted, without lower-casing)."""
-        words: list[Span] = []
-        current: list[Span] = []
-        for span in self.char_spans(ids) + [Span(self.delimiter_text, -1, -1)]:
-            if span.text == self.delimiter_text:
-                if current:
-                    words.append(Span("".join(c.text for c in current), current[0].start, current[-1].end))
-                current = []
-            else:
-                current.append(span)
-        return words
+        texts, starts, ends = self._runs(ids)
+        emitted = texts != self._blank_index
+        chars, starts, ends = texts[emitted], starts[emitted], ends[emitted]
+        in_word = ~self._is_space[chars]
+        edges = np.diff(np.concatenate([[0], in_word.astype(np.int8), [0]]))
+        firsts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # chars [first, stop)
+        return [
+            Span("".join(self._emitted[t] for t in chars[a:b].tolist()), int(starts[a]), int(ends[b - 1]))
+            for a, b in zip(firsts.tolist(), stops.tolist())
+        ]
 
 
 def _tokenizer_settings(folder: Path) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcr
 #: `on_partial(committed, partial)`: the whole committed text and the provisional tail.
 PartialFn = Callable[[str, str], None]
 
-# settings for speech as it is spoken: a word is final at most one step plus one stride after
-# it ends (4 + 1 s), and each provisional decode reads at most one window (6 s)
+# settings for speech as it is spoken: windows start every 4 s, so a word is final within about
+# 5 s (a step and the right context), and a provisional decode reads at most one window (6 s)
 LIVE_CHUNK_S = 6.0
 LIVE_STRIDE_S = 1.0
 
@@ -40,7 +40,8 @@ class LiveTranscriber:
     `on_partial`), and call `flush()` when the audio stops to get the final transcript.
 
     `sample_rate` is the rate of the blocks fed (a microphone's 44.1 or 48 kHz is resampled
-    on the fly); `partial_every_s` is how much new audio triggers a provisional decode."""
+    on the fly); `partial_every_s` is how much new audio triggers a provisional decode.
+    One thread owns a transcriber (the app's engine worker): it is not meant to be shared."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class LiveTranscriber:
         self.on_partial = on_partial
         self.committed = ""
         self.partial = ""
+        self.partial_decodes = 0  # provisional decodes run so far
         self._closed = False
 
     @property
@@ -154,10 +156,11 @@ class LiveTranscriber:
 
     def _update_partial(self) -> bool:
         """Decode the window under way up to the newest sample, after the committed frames."""
-        samples, start, left = self._chunker.pending()
+        samples, _, left = self._chunker.pending()
         provisional = np.zeros(0, dtype=np.int64)
         if len(samples) >= self.model.config.receptive_field and len(samples) > left:
             ids = self.model(samples).argmax(-1).cpu().numpy()
+            self.partial_decodes += 1
             first, _ = kept_frames(len(samples), left, 0, self.model.config.samples_per_frame)
             provisional = ids[first:]
         tail = np.concatenate([self._final.all()[self._cut :], provisional])

@@ -81,7 +81,9 @@ class FeatureProjection(nn.Module):
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         # HuBERT checkpoints may leave this norm out (feat_proj_layer_norm=false)
-        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps) if config.feat_proj_layer_norm else None
+        self.layer_norm = None
+        if config.feat_proj_layer_norm:
+            self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
         self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +126,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, t, c = x.shape
-        q, k, v = (proj(x).view(b, t, self.heads, c // self.heads).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
+        split = (b, t, self.heads, c // self.heads)
+        q = self.q_proj(x).view(split).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
+        k = self.k_proj(x).view(split).transpose(1, 2)
+        v = self.v_proj(x).view(split).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, c))  # (B, H, T, D) -> (B, T, C)
 

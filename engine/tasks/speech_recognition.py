@@ -22,7 +22,7 @@ from engine.ctc import CTCVocabulary, Span
 from engine.errors import InputError
 from engine.models.wav2vec2 import Wav2Vec2ForCTC
 from engine.runtime import check_cancel
-from engine.speech import SpeechModel, StridedChunker, as_samples, chunk_ids, chunk_sizes
+from engine.speech import Chunk, SpeechModel, StridedChunker, as_samples, chunk_ids, chunk_sizes
 from engine.tasks.base import Hooks, Option, Result, Task
 
 AudioInput = str | Path | np.ndarray
@@ -73,10 +73,13 @@ class SpeechRecognition(Task):
     )
     extra_files = ("preprocessor_config.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json")
     options = (
-        Option("chunk_length_s", float, 30.0, "decode audio longer than this in overlapping windows of this many seconds; 0 decodes it in one pass"),
-        Option("stride_length_s", float, None, "seconds of context on each side of a window (default: a sixth of the window)"),
+        Option(
+            "chunk_length_s", float, 30.0,
+            "decode audio longer than this in overlapping windows of this many seconds; 0 decodes it in one pass",
+        ),
+        Option("stride_length_s", float, None, "seconds of context on each side of a window (default: a sixth of one)"),
         Option("return_timestamps", str, "word", "timestamps per word, per character, or none", ("word", "char", "none")),
-    )
+    )  # fmt: skip
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -86,10 +89,6 @@ class SpeechRecognition(Task):
     @property
     def rate(self) -> int:
         return self.model.rate
-
-    @property
-    def seconds_per_frame(self) -> float:
-        return self.model.config.samples_per_frame / self.rate
 
     def info(self) -> dict[str, Any]:
         return {**self.model.describe(), "vocabulary": len(self.vocabulary), "head": "CTC (greedy)"}
@@ -123,12 +122,15 @@ class SpeechRecognition(Task):
             ids = self.model(samples).argmax(-1).cpu().numpy()
             report(len(samples) / self.rate)
             return ids, len(samples)
-        chunker = StridedChunker(*chunk_sizes(chunk_length_s, stride_length_s, self.rate, self.model.config.samples_per_frame))
+        sizes = chunk_sizes(chunk_length_s, stride_length_s, self.rate, self.model.config.samples_per_frame)
+        chunker = StridedChunker(*sizes)
         collected = FrameIds()
         for chunk in _windows(chunker, blocks):
             check_cancel(hooks.cancel)
             collected.add(chunk_ids(self.model, chunk))
             report((chunk.start + len(chunk.samples) - chunk.right) / self.rate)
+            if hooks.on_partial is not None:  # the text so far: it only ever grows
+                hooks.on_partial(self.vocabulary.decode(collected.all()))
         if chunker.received == 0:
             raise InputError("the audio holds no samples")
         return collected.all(), chunker.received
@@ -147,7 +149,7 @@ class SpeechRecognition(Task):
         return {"text": span.text, "timestamp": (span.start * step / rate, span.end * step / rate)}
 
 
-def _windows(chunker: StridedChunker, blocks: Iterable[np.ndarray]) -> Iterator:
+def _windows(chunker: StridedChunker, blocks: Iterable[np.ndarray]) -> Iterator[Chunk]:
     for block in blocks:
         yield from chunker.push(block)
     yield from chunker.finish()

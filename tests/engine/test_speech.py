@@ -27,7 +27,7 @@ def test_input_values_equal_the_feature_extractor(tmp_path, signal, do_normalize
     Wav2Vec2FeatureExtractor(do_normalize=do_normalize, return_attention_mask=True).save_pretrained(tmp_path)
     oracle = Wav2Vec2FeatureExtractor.from_pretrained(tmp_path)
     settings = feature_settings(tmp_path)
-    assert settings == FeatureSettings(16_000, do_normalize, True)
+    assert settings == FeatureSettings(16_000, do_normalize)
     expected = oracle(SIGNALS[signal], sampling_rate=16_000, return_tensors="np").input_values[0]
     got = normalize(SIGNALS[signal], settings)
     assert got.dtype == np.float32
@@ -35,7 +35,7 @@ def test_input_values_equal_the_feature_extractor(tmp_path, signal, do_normalize
 
 
 def test_missing_preprocessor_config_means_the_extractor_defaults(tmp_path):
-    assert feature_settings(tmp_path) == FeatureSettings(16_000, True, False)
+    assert feature_settings(tmp_path) == FeatureSettings(16_000, True)
 
 
 def _pipeline_windows(inputs: np.ndarray, chunk: int, left: int, right: int):

@@ -137,6 +137,8 @@ def _long_file(path, minutes: float, rate: int = 8_000) -> None:
     with soundfile.SoundFile(path, "w", samplerate=rate, channels=1, subtype="PCM_16") as f:
         for minute in range(int(minutes)):
             f.write(speech_like(60.0, seed=minute, rate=rate))
+        if minutes % 1:
+            f.write(speech_like(60.0 * (minutes % 1), seed=99, rate=rate))
 
 
 @pytest.fixture(scope="module")
@@ -146,23 +148,34 @@ def ten_minutes(tmp_path_factory):
     return path
 
 
-def test_a_long_file_streams_in_bounded_memory_with_progress(root, ten_minutes):
-    task = SpeechRecognition.load(checkpoint("ctc-micro", root), device="cpu")
-    reports = []
+def _peak_bytes(task, path, hooks) -> tuple[int, object]:
+    """Peak Python and numpy allocations while transcribing `path` in 30 s windows."""
     tracemalloc.start()
     try:
-        result = task.run(ten_minutes, chunk_length_s=30, hooks=Hooks(on_progress=lambda *a: reports.append(a)))
-        peak = tracemalloc.get_traced_memory()[1]
+        result = task.run(path, chunk_length_s=30, hooks=hooks)
+        return tracemalloc.get_traced_memory()[1], result
     finally:
         tracemalloc.stop()
+
+
+def test_a_long_file_streams_in_bounded_memory_with_progress(root, ten_minutes, tmp_path):
+    task = SpeechRecognition.load(checkpoint("ctc-micro", root), device="cpu")
+    reports, texts = [], []
+    hooks = Hooks(on_progress=lambda *a: reports.append(a), on_partial=texts.append)
+    peak, result = _peak_bytes(task, ten_minutes, hooks)
+    _long_file(tmp_path / "short.wav", 2.5)
+    short_peak, _ = _peak_bytes(task, tmp_path / "short.wav", Hooks())
     whole_file = 600 * 16_000 * 4  # the resampled audio as one float32 array: 38 MB
-    assert peak < whole_file / 4, f"peak {peak / 1e6:.1f} MB"
+    # memory is a few windows' worth, the same for 2.5 minutes as for 10
+    assert peak < whole_file / 3 and peak < 1.25 * short_peak, f"{peak / 1e6:.1f} MB, {short_peak / 1e6:.1f} MB"
     assert result.duration == pytest.approx(600, abs=0.01)
     assert result.chunks and result.chunks[-1]["timestamp"][1] > 590
     done = [r[0] for r in reports]
     assert done == sorted(done) and done[-1] == 600.0
     assert {r[1] for r in reports} == {600.0} and {r[2] for r in reports} == {"transcribing"}
     assert len(reports) == 30  # 30 s windows with 5 s of context each side start every 20 s
+    assert len(texts) == 30 and texts[-1] == result.text  # the text so far, window by window
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
 
 
 def test_cancel_stops_between_windows(root, ten_minutes):
@@ -181,18 +194,15 @@ def test_cancel_stops_between_windows(root, ten_minutes):
 
 
 @pytest.mark.skipif(not os.environ.get("TASK_STUDIO_LONG_AUDIO"), reason="set TASK_STUDIO_LONG_AUDIO=1 for the 2-hour file")
-def test_a_two_hour_file(root, tmp_path):
+def test_a_two_hour_file(root, tmp_path, ten_minutes):
     task = SpeechRecognition.load(checkpoint("ctc-micro", root), device="cpu")
     path = tmp_path / "two-hours.wav"
     _long_file(path, 120)
     reports = []
-    tracemalloc.start()
-    try:
-        result = task.run(path, chunk_length_s=30, hooks=Hooks(on_progress=lambda *a: reports.append(a[0])))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 20e6 and result.duration == pytest.approx(7200, abs=0.01) and reports[-1] == 7200.0
+    peak, result = _peak_bytes(task, path, Hooks(on_progress=lambda *a: reports.append(a[0])))
+    ten_minute_peak, _ = _peak_bytes(task, ten_minutes, Hooks())
+    assert peak < 1.25 * ten_minute_peak, f"{peak / 1e6:.1f} MB against {ten_minute_peak / 1e6:.1f} MB"
+    assert result.duration == pytest.approx(7200, abs=0.01) and reports[-1] == 7200.0
 
 
 def test_catalogue_cli_and_info(root, tmp_path, capsys):
