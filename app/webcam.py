@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy
 
@@ -41,6 +41,38 @@ class FrameSource(QObject):
 
     def description(self) -> str:
         return "camera"
+
+
+class StillFrames(FrameSource):
+    """One picture played as a video: `count` frames (endless when None), one every
+    `interval_ms`. It drives live mode without a camera, for screenshots and tests."""
+
+    def __init__(self, image: QImage, count: int | None = None, interval_ms: int = 33,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.image, self.count, self.sent = image, count, 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def is_active(self) -> bool:
+        return self._timer.isActive()
+
+    def description(self) -> str:
+        return "still picture"
+
+    def _tick(self) -> None:
+        if self.count is not None and self.sent >= self.count:
+            self._timer.stop()
+            return
+        self.sent += 1
+        self.frame.emit(self.image)
 
 
 def camera_problem() -> str | None:

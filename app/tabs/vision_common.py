@@ -8,11 +8,12 @@ with `show_outcome(outcome)` and clear it with `clear_outcome()`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PySide6.QtCore import QMimeData, Qt, Slot
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, pictures_from_mime
 from app.tabs.base import TaskTab
-from app.webcam import FrameSource, LiveMode
+from app.webcam import FrameSource, LiveMode, StillFrames
 from app.widgets.image_view import ImageView
 from app.widgets.thumbnails import ThumbnailStrip
 from app.worker import Outcome
@@ -326,6 +327,7 @@ class VisionTab(TaskTab):
         if not self.live.start(source):
             return False
         self.banner.clear()
+        self._set_busy_text("")  # a still picture's "Done in … ms" says nothing about the video
         self.view.set_placeholder("Starting the camera…")
         self.view.set_image(None)
         self.clear_result()
@@ -334,6 +336,17 @@ class VisionTab(TaskTab):
 
     def stop_live(self) -> None:
         self.live.stop()  # the picture view comes back through `stopped`
+
+    def is_live(self) -> bool:
+        return self.live.is_running()
+
+    def start_live_sample(self) -> Callable[[], bool] | None:
+        """Screenshots: play the tab's sample picture as a camera. Returns a check that holds
+        once a few frames have been answered, or None when live mode cannot start."""
+        image = QImage(str(SAMPLES_DIR / self.sample)) if self.sample else QImage()
+        if image.isNull() or not self.start_live(StillFrames(image, parent=self)):
+            return None
+        return lambda: self.live.pump.stats.done >= 3
 
     def _on_live_outcome(self, outcome: Outcome) -> None:
         self.last_outcome = outcome

@@ -7,11 +7,10 @@ import sys
 import time
 
 import pytest
-from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 
 import app.worker
-from app.webcam import FrameSource, camera_problem
+from app.webcam import StillFrames, camera_problem
 from tests.app.conftest import stop_engine
 from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
@@ -22,38 +21,9 @@ from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
     wait_for_result,
     window,
 )
-from tests.app.vision_models import SAMPLES
+from tests.app.vision_models import SAMPLES, STREET_OBJECTS
 
 LIVE_KEY = "object-detection:live"
-
-
-class SyntheticFrames(FrameSource):
-    """`count` copies of a picture, one every `interval_ms`: a camera faster than the model."""
-
-    def __init__(self, image: QImage, count: int, interval_ms: int = 2) -> None:
-        super().__init__()
-        self.image, self.count, self.sent = image, count, 0
-        self.stopped = False
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self.timer.start()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.timer.stop()
-
-    def description(self) -> str:
-        return "synthetic camera"
-
-    def _tick(self) -> None:
-        if self.sent >= self.count:
-            self.timer.stop()
-            return
-        self.sent += 1
-        self.frame.emit(self.image)
 
 
 class RecordingQueue(app.worker.JobQueue):
@@ -96,7 +66,8 @@ def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, se
     win, engine = open_window(qtbot, settings, vision_models, loader=slow_loader, tasks=("object-detection",))
     try:
         tab = tab_of(qtbot, win, "object-detection")
-        frames = SyntheticFrames(QImage(str(SAMPLES / "street.jpg")).scaled(600, 400), count=150)
+        # a camera far faster than the model: a frame every 2 ms
+        frames = StillFrames(QImage(str(SAMPLES / "street.jpg")).scaled(600, 400), count=150, interval_ms=2)
         assert tab.start_live(frames)
         assert tab.live.button.isChecked()
         qtbot.waitUntil(lambda: frames.sent == frames.count and tab.live.pump.pending() == 0, timeout=WAIT_MS)
@@ -112,7 +83,7 @@ def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, se
         assert "camera" in tab.view.badge() and "model" in tab.view.badge()
 
         tab.live.button.click()  # stop
-        assert not tab.live.pump.is_running() and frames.stopped
+        assert not tab.live.pump.is_running() and not frames.is_active()
         assert tab.view.image() is None  # back to the (empty) picture view
     finally:
         win.close()
@@ -145,3 +116,16 @@ def test_the_camera_source_turns_video_frames_into_images(qtbot):
 def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
     monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
     assert "Qt Multimedia" in camera_problem()
+
+
+def test_the_overlay_follows_the_video_in_the_frames_own_pixels(qtbot, window):
+    tab = tab_of(qtbot, window, "object-detection")
+    ready = tab.start_live_sample()  # the street scene played as a camera, as screenshots do
+    assert ready is not None
+    qtbot.waitUntil(ready, timeout=WAIT_MS)
+    assert tab.is_live() and tab.view.image().size() == QImage(str(SAMPLES / "street.jpg")).size()
+    first = tab.view.boxes()[0].rect
+    assert (first.left(), first.top(), first.right(), first.bottom()) == pytest.approx(STREET_OBJECTS[0][2:], abs=0.5)
+    assert not tab.run_button.isEnabled()  # the camera feeds the model by itself
+    tab.stop_live()
+    assert not tab.is_live() and tab.live.button.text() == "Camera"
