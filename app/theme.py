@@ -112,7 +112,7 @@ QLabel#hint { color: palette(placeholder-text); }
 QListWidget#nav { border: none; background: palette(window); font-size: 10.5pt; }
 QListWidget#nav::item { padding: 6px 10px; border-radius: 6px; }
 QListWidget#nav::item:selected { background: palette(highlight); color: palette(highlighted-text); }
-QFrame#card { background: palette(base); border: 1px solid palette(midlight); border-radius: 8px; }
+QFrame#card { background: palette(alternate-base); border: 1px solid palette(midlight); border-radius: 8px; }
 QFrame#banner[kind="error"] { background: rgba(214, 69, 65, 0.14); border: 1px solid rgba(214, 69, 65, 0.55); border-radius: 6px; }
 QFrame#banner[kind="warning"] { background: rgba(230, 162, 60, 0.16); border: 1px solid rgba(230, 162, 60, 0.6); border-radius: 6px; }
 QFrame#banner[kind="info"] { background: rgba(58, 123, 213, 0.12); border: 1px solid rgba(58, 123, 213, 0.45); border-radius: 6px; }
