@@ -327,7 +327,7 @@ class VisionTab(TaskTab):
         if not self.live.start(source):
             return False
         self.banner.clear()
-        self._set_busy_text("")  # a still picture's "Done in … ms" says nothing about the video
+        self.busy_label.setText("")  # a still picture's "Done in … ms" says nothing about the video
         self.view.set_placeholder("Starting the camera…")
         self.view.set_image(None)
         self.clear_result()
