@@ -45,6 +45,11 @@ class LiveLabels:
     labels: list[dict[str, Any]]
     history: list[dict[str, Any]] = field(default_factory=list)
     heard_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The newest window's labels, shaped as the audio-classification pipeline gives them."""
+        return [dict(item) for item in self.labels]
 
 
 class TranscriptionSession:

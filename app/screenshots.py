@@ -55,4 +55,15 @@ def render_all(window: MainWindow, out_dir: Path, model_dir: Path | None) -> int
         window.grab().save(str(path))
         state = "with a result" if tab.last_outcome is not None else "without a model"
         print(f"{path} ({state})")
+        # tabs with a live input play their sample into it; the picture is taken mid-stream
+        start_live = getattr(tab, "start_live_sample", None)
+        ready = start_live() if start_live is not None and tab.loaded is not None else None
+        if ready is not None:
+            wait_until(ready, LOAD_TIMEOUT_S)
+            QApplication.processEvents()
+            path = out_dir / f"{number:02d}-{tab.task}-live.png"
+            window.grab().save(str(path))
+            print(f"{path} (live)")
+            tab.stop_live()
+            wait_until(lambda: not tab.is_live(), LOAD_TIMEOUT_S)
     return 0

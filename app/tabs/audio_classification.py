@@ -67,6 +67,9 @@ class AudioClassificationTab(AudioTab):
         self._show_history(True)
         self._update_actions()
 
+    def live_picture_ready(self) -> bool:
+        return len(self.history.labels()) >= 6
+
     @Slot(object)
     def show_live(self, value: LiveLabels) -> None:
         if value.labels:

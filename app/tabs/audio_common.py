@@ -9,13 +9,14 @@ A subclass says what a live session is (`make_session`) and how to draw its upda
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QCoreApplication, Slot
 from PySide6.QtWidgets import QButtonGroup, QFileDialog, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
-from app.audio_input import AudioBackend, AudioUnavailable, InputDevice, SoundDeviceBackend
+from app.audio_input import AudioBackend, AudioUnavailable, FileBackend, InputDevice, SoundDeviceBackend
 from app.live_audio import LiveFeeder
 from app.tabs.base import TaskTab
 from app.worker import Outcome
@@ -56,6 +57,13 @@ def encoder_paragraph(info: dict[str, Any] | None) -> str:
     return f"<p>{text}</p>"
 
 
+# a segmented switch: the chosen mode is filled with the accent colour, in either palette
+_SWITCH_STYLE = """
+QWidget#modeSwitch QPushButton { padding: 4px 16px; border: 1px solid palette(mid); background: palette(button); }
+QWidget#modeSwitch QPushButton:checked { background: palette(highlight); color: palette(highlighted-text); border-color: palette(highlight); }
+"""
+
+
 class AudioTab(TaskTab):
     """A task tab whose input is an audio file or a live input."""
 
@@ -92,12 +100,19 @@ class AudioTab(TaskTab):
         self.live_panel.stop_requested.connect(self.stop_live)
         self.live_panel.refresh_requested.connect(self.refresh_devices)
         self.live_panel.save_recording_requested.connect(lambda: self.save_recording())
+        app = QCoreApplication.instance()
+        if app is not None:  # a microphone left open would hold the device after the window closes
+            app.aboutToQuit.connect(self.stop_live)
         self.input_stack = QStackedWidget()
         self.input_stack.addWidget(self.file_input)
         self.input_stack.addWidget(self.live_panel)
 
         self.mode_buttons = QButtonGroup(self)
-        switch = QHBoxLayout()
+        switch_box = QWidget()
+        switch_box.setObjectName("modeSwitch")
+        switch_box.setStyleSheet(_SWITCH_STYLE)
+        switch = QHBoxLayout(switch_box)
+        switch.setContentsMargins(0, 0, 0, 0)
         switch.setSpacing(0)
         for index, (text, tip) in enumerate(
             (("File", "Transcribe or classify an audio file"), ("Microphone", "Listen live"))
@@ -112,7 +127,7 @@ class AudioTab(TaskTab):
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(switch)
+        layout.addWidget(switch_box)
         layout.addWidget(self.input_stack, 1)
         self.mode_buttons.button(0).setChecked(True)
         return holder
@@ -144,6 +159,21 @@ class AudioTab(TaskTab):
             self.file_input.load(SAMPLE_SPEECH)
             self.file_input.blockSignals(False)
             self.input_changed()
+
+    def start_live_sample(self) -> Callable[[], bool] | None:
+        """Play the sample recording into live mode, as a microphone would (for screenshots);
+        returns a test for the moment the view shows live results, or None."""
+        if not SAMPLE_SPEECH.is_file() or self.meta is None:
+            return None
+        self.set_audio_backend(FileBackend([SAMPLE_SPEECH], speed=2.0))
+        self.set_mode("live")
+        if not self.start_live():
+            return None
+        feeder = self.feeder
+        return lambda: feeder.done or self.live_picture_ready()
+
+    def live_picture_ready(self) -> bool:
+        return True
 
     def empty_input_message(self) -> str:
         return "Drop an audio file on the tab, open one with Ctrl+O, or switch to Microphone."

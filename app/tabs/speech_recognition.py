@@ -184,6 +184,9 @@ class SpeechRecognitionTab(AudioTab):
         self.summary.setText("Listening…")
         self._update_actions()
 
+    def live_picture_ready(self) -> bool:
+        return bool(self.transcript.committed and self.transcript.partial)
+
     @Slot(object)
     def show_live(self, value: LiveText) -> None:
         self.transcript.show_live(value.committed, value.partial)

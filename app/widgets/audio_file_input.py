@@ -17,9 +17,24 @@ from app.widgets.waveform import Waveform, envelope
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.oga *.mp3 *.aiff *.aif *.au);;All files (*)"
 
 
+_ENCODINGS = {
+    "PCM_U8": "8-bit",
+    "PCM_S8": "8-bit",
+    "PCM_16": "16-bit",
+    "PCM_24": "24-bit",
+    "PCM_32": "32-bit",
+    "FLOAT": "32-bit float",
+    "DOUBLE": "64-bit float",
+    "VORBIS": "Vorbis",
+    "OPUS": "Opus",
+    "MPEG_LAYER_III": "MP3",
+}
+
+
 def describe(rate: int, channels: int, subtype: str, duration: float) -> str:
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
-    return f"{clock(duration)} · {rate / 1000:g} kHz · {layout} · {subtype.replace('_', ' ').lower()}"
+    encoding = _ENCODINGS.get(subtype, subtype.replace("_", " "))
+    return f"{clock(duration)} · {rate / 1000:g} kHz · {layout} · {encoding}"
 
 
 def clock(seconds: float) -> str:
@@ -64,7 +79,7 @@ class AudioFileInput(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.addLayout(head)
-        layout.addWidget(self.waveform)
+        layout.addWidget(self.waveform, 1)
         layout.addStretch(1)
 
     def load(self, path: str | Path) -> bool:

@@ -17,7 +17,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-_LABELS = {"top_k": "Top k", "aggregation_strategy": "Aggregation", "max_seq_len": "Window tokens"}
+_LABELS = {
+    "top_k": "Top k",
+    "aggregation_strategy": "Aggregation",
+    "max_seq_len": "Window tokens",
+    "chunk_length_s": "Chunk length (s)",
+    "stride_length_s": "Stride length (s)",
+    "return_timestamps": "Timestamps",
+}
 
 
 def option_label(name: str) -> str:

@@ -50,8 +50,9 @@ class ScoreBars(QWidget):
         for i, (label, score) in enumerate(self._rows):
             top = i * row_h
             painter.setPen(text)
-            elided = metrics.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 12)
-            painter.drawText(QRectF(0, top, label_w - 12, row_h), Qt.AlignmentFlag.AlignVCenter, elided)
+            # a pixel of slack: advances are rounded, and the widest label must not be cut
+            elided = metrics.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 11)
+            painter.drawText(QRectF(0, top, label_w - 11, row_h), Qt.AlignmentFlag.AlignVCenter, elided)
             bar = QRectF(bar_x, top + (row_h - bar_h) / 2, bar_w, bar_h)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(track)

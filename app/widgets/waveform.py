@@ -46,7 +46,9 @@ class Waveform(QWidget):
         self._peaks = np.zeros(0, dtype=np.float32)
         self._duration = 0.0
         self._mark: tuple[float, float] | None = None
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumHeight(40)
+        self.setMaximumHeight(140)  # taller says nothing more; the rest of a card stays free
 
     def sizeHint(self) -> QSize:
         return QSize(320, 56)

@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from app.audio_input import FileBackend, FileInputStream, SoundDeviceBackend
 from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S
@@ -117,6 +118,7 @@ def file_samples(path: Path) -> np.ndarray:
 
 def test_transcribes_a_file_with_clickable_word_timings(qtbot, window, clips, oracle):
     tab = open_tab(qtbot, window, ASR)
+    assert tab.options_form.values() == {"chunk_length_s": 30.0, "stride_length_s": None, "return_timestamps": "word"}
     open_and_wait(qtbot, tab, clips["speech"])
     expected = oracle.asr.run(clips["speech"])
     assert tab.banner.text() == ""
@@ -317,7 +319,7 @@ def test_without_a_microphone_the_tab_says_so_and_files_work(qtbot, window, clip
     assert tab.last_outcome.result.text == oracle.asr.run(clips["short"]).text
 
 
-def test_sounddevice_is_imported_only_for_live_input():
+def test_sounddevice_is_imported_only_for_live_input(tmp_path):
     import subprocess
     import sys
 
@@ -330,7 +332,8 @@ def test_sounddevice_is_imported_only_for_live_input():
         "from app.window import MainWindow\n"
         "from app.worker import Engine\n"
         "tabs = [c for c in available_tabs() if c.modality == 'audio']\n"
-        "w = MainWindow(Engine([c.task for c in tabs]), QSettings('none.ini', QSettings.Format.IniFormat), tabs)\n"
+        f"settings = QSettings({str(tmp_path / 'settings.ini')!r}, QSettings.Format.IniFormat)\n"
+        "w = MainWindow(Engine([c.task for c in tabs]), settings, tabs)\n"
         "w.show(); app.processEvents()\n"
         "print(len(tabs), 'sounddevice' in sys.modules, 'torch' in sys.modules)\n"
     )
@@ -342,9 +345,18 @@ def test_sounddevice_is_imported_only_for_live_input():
 # ----- audio classification -------------------------------------------------------------------
 
 
-def test_classifies_a_file_as_the_engine_does(qtbot, window, clips, oracle):
+def test_classifies_a_dropped_file_as_the_engine_does(qtbot, window, clips, oracle):
     tab = open_tab(qtbot, window, CLS)
-    open_and_wait(qtbot, tab, clips["speech"])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clips["speech"]))])
+    zone = tab.file_input
+    for event_type in (QDragEnterEvent, QDropEvent):
+        event = event_type(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(zone, event)
+        assert event.isAccepted()
+    assert tab.is_busy()  # a dropped file runs at once
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=WAIT_MS)
+    assert tab.current_input() == str(clips["speech"])
     expected = oracle.cls.run(clips["speech"], top_k=5).to_json()
     assert [label for label, _ in tab.bars.rows()] == [e["label"] for e in expected]
     assert np.allclose([score for _, score in tab.bars.rows()], [e["score"] for e in expected], atol=1e-6)
