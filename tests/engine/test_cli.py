@@ -1,8 +1,15 @@
-"""The headless CLI's contract for bad usage: exit code 2 and one line on stderr."""
+"""The headless CLI: JSON shaped like the pipelines' output, and for bad usage or input,
+exit code 2 and one line on stderr."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.engine.models.tiny_text import bert_config, distilbert_config, save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,3 +30,86 @@ def test_unknown_task_is_one_line_and_exit_2():
     done = run_cli("no-such-task", "input")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no-such-task" in done.stderr
+
+
+# --- the three text tasks end to end, on tiny checkpoints saved by transformers ---
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@pytest.fixture(scope="module")
+def text_models(tmp_path_factory):
+    from transformers import (
+        BertForTokenClassification,
+        DistilBertForQuestionAnswering,
+        DistilBertForSequenceClassification,
+    )
+
+    made = {name: tmp_path_factory.mktemp(name) for name in ("sst", "ner", "squad")}
+    save_model(DistilBertForSequenceClassification, distilbert_config(labels=["NEGATIVE", "POSITIVE"]), made["sst"])
+    save_model(BertForTokenClassification, bert_config(labels=NER_LABELS), made["ner"], cased=True, label_bias=[0, 1, 1, 1, 1])
+    save_model(DistilBertForQuestionAnswering, distilbert_config(), made["squad"])
+    return made
+
+
+def run_json(*args: str) -> object:
+    done = run_cli(*args, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_text_classification_prints_the_pipeline_shape(text_models):
+    out = run_json("text-classification", "what a lovely day", "--model", str(text_models["sst"]))
+    assert [sorted(item) for item in out] == [["label", "score"]] * 2
+    assert {item["label"] for item in out} == {"NEGATIVE", "POSITIVE"}
+    assert abs(sum(item["score"] for item in out) - 1) < 1e-5
+
+
+def test_several_inputs_give_a_list_of_results(text_models):
+    out = run_json("text-classification", "one", "two", "--top-k", "1", "--model", str(text_models["sst"]))
+    assert len(out) == 2 and all(len(result) == 1 for result in out)
+
+
+def test_token_classification_spans_point_into_the_text(text_models, tmp_path):
+    text = "Ada Lovelace lived in London with Charles Babbage"
+    source = tmp_path / "text.txt"
+    source.write_text(text, encoding="utf-8")
+    out = run_json("token-classification", f"@{source}", "--aggregation-strategy", "simple", "--model", str(text_models["ner"]))
+    assert out, "the steered tiny model tags some words"
+    for entity in out:
+        assert {"entity_group", "score", "word", "start", "end"} <= set(entity)
+        assert text[entity["start"] : entity["end"]].lower().replace(" ", "") == entity["word"].lower().replace(" ", "").replace("##", "")
+
+
+def test_question_answering_answer_is_its_span(text_models):
+    context = "The Analytical Engine was designed by Charles Babbage in London."
+    out = run_json("question-answering", context, "--question", "Who designed it?", "--model", str(text_models["squad"]))
+    assert set(out) >= {"answer", "score", "start", "end"}
+    assert context[out["start"] : out["end"]] == out["answer"]
+
+
+def test_bad_input_is_one_line_and_exit_2(text_models):
+    done = run_cli("text-classification", "   ", "--model", str(text_models["sst"]))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_checkpoint_of_another_architecture_is_refused(text_models):
+    done = run_cli("text-classification", "hello", "--model", str(text_models["squad"]))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error:") and done.stderr.count("\n") == 1
+
+
+def test_missing_question_is_refused(text_models):
+    done = run_cli("question-answering", "some context", "--model", str(text_models["squad"]))
+    assert done.returncode == 2 and "question" in done.stderr
+
+
+def test_offline_hub_id_not_cached_is_a_clear_error(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "text-classification", "hi", "--model", "someone/absent-model"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "someone/absent-model" in done.stderr and done.stderr.count("\n") == 1
