@@ -297,7 +297,8 @@ class SoundDeviceBackend:
         sd = self._module()
         try:
             devices = sd.query_devices()
-            default = sd.default.device[0] if isinstance(sd.default.device, (list, tuple)) else sd.default.device
+            default = sd.default.device  # an (input, output) pair, or one index for both
+            default = default[0] if hasattr(default, "__getitem__") and not isinstance(default, str) else default
         except Exception as exc:
             raise AudioUnavailable(f"Cannot list the audio devices: {exc}") from None
         found = [

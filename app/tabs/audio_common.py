@@ -137,6 +137,8 @@ class AudioTab(TaskTab):
 
     def set_mode(self, mode: str) -> None:
         live = mode == "live"
+        if not live and self.is_live():  # one input at a time: the result view shows one thing
+            self.stop_live()
         self.mode_buttons.button(1 if live else 0).setChecked(True)
         self.input_stack.setCurrentIndex(1 if live else 0)
         for widget in (self.run_button, self.cancel_button, self.busy_label):
@@ -144,6 +146,16 @@ class AudioTab(TaskTab):
         self.options_form.setVisible(bool(self.options_form.names()) and (self.options_in_live or not live))
         if live and not self._devices_listed:
             self.refresh_devices()  # the first look at the microphones loads PortAudio, so only now
+
+    def run(self) -> None:
+        """Run (Ctrl+Enter) transcribes or classifies the file; in Microphone mode it starts
+        and stops listening."""
+        if self.mode() == "file":
+            super().run()
+        elif self.is_live():
+            self.stop_live()
+        else:
+            self.start_live()
 
     def current_input(self) -> str | None:
         return str(self.file_input.path) if self.file_input.path is not None else None
@@ -227,9 +239,15 @@ class AudioTab(TaskTab):
         self.ensure_loaded()  # queued before the first block, so the status bar names the model
         try:
             source = self.audio_backend().open(device)
-            feeder = LiveFeeder(self.engine, self.spec(), source, self.make_session(source.rate), parent=self)
+        except AudioUnavailable as exc:
+            self.banner.show_message("error", str(exc))
+            return False
+        feeder = LiveFeeder(self.engine, self.spec(), source, self.make_session(source.rate), parent=self)
+        try:
             feeder.start()
         except AudioUnavailable as exc:
+            feeder.release()
+            feeder.deleteLater()
             self.banner.show_message("error", str(exc))
             return False
         if self.feeder is not None:

@@ -237,6 +237,25 @@ def test_live_shows_the_partial_tail_lighter(qtbot, window, clips):
     assert all(light in html for _, html in drawn)
 
 
+def test_ctrl_enter_starts_and_stopping_flushes_the_last_words(qtbot, window, clips, oracle):
+    tab = open_tab(qtbot, window, ASR)
+    tab.set_audio_backend(FileBackend([clips["speech"]], speed=1.0))  # as slow as a real microphone
+    tab.set_mode("live")
+    window.run_action.trigger()
+    assert tab.is_live() and tab.live_panel.toggle.text() == "Stop"
+    qtbot.waitUntil(lambda: tab.feeder.session.fed >= 3 * 16_000, timeout=WAIT_MS)
+    window.run_action.trigger()
+    assert tab.live_panel.toggle.text() == "Finishing…"
+    qtbot.waitUntil(lambda: tab.feeder.done, timeout=WAIT_MS)
+    heard = tab.feeder.captured
+    assert 3 * 16_000 <= heard < len(file_samples(clips["speech"]))
+    expected = oracle.asr.run(
+        file_samples(clips["speech"])[:heard], chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S
+    )
+    assert tab.last_outcome.result.to_json() == expected.to_json()
+    assert tab.live_panel.toggle.text() == "Start listening"
+
+
 def test_live_resamples_a_44k_stereo_input_like_the_file_task(qtbot, window, clips, oracle):
     tab = open_tab(qtbot, window, ASR)
     live(qtbot, tab, clips["stereo44"])
