@@ -320,7 +320,9 @@ class SoundDeviceBackend:
 class FileBackend:
     """Recorded files offered as if each were a microphone."""
 
-    def __init__(self, paths: list[str | Path], speed: float = 1.0, stream: type[FileInputStream] = FileInputStream) -> None:
+    def __init__(
+        self, paths: list[str | Path], speed: float = 1.0, stream: type[FileInputStream] = FileInputStream
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.speed = speed
         self._stream = stream
@@ -333,7 +335,8 @@ class FileBackend:
         devices = []
         for i, path in enumerate(self.paths):
             info = soundfile.info(str(path))
-            devices.append(InputDevice(str(path), f"{path.name} (played as live input)", info.samplerate, info.channels, i == 0))
+            name = f"{path.name} (played as live input)"
+            devices.append(InputDevice(str(path), name, info.samplerate, info.channels, i == 0))
         return devices
 
     def open(self, device: InputDevice) -> FileInputStream:

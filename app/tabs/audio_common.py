@@ -299,9 +299,8 @@ class AudioTab(TaskTab):
         if self.feeder is not None:
             self.live_panel.set_elapsed(self.feeder.seconds)
             if self.feeder.source.dropped:
-                self.warnings.show_message(
-                    "warning", f"{self.feeder.source.dropped / self.feeder.rate:.1f} s of audio were lost: the app was frozen"
-                )
+                lost = self.feeder.source.dropped / self.feeder.rate
+                self.warnings.show_message("warning", f"{lost:.1f} s of audio were lost: the app was frozen")
         self.last_outcome = outcome
         self.last_input = str(self.feeder.recording) if self.feeder and self.feeder.recording else None
         self.clear_result()

@@ -199,7 +199,8 @@ class SpeechRecognitionTab(AudioTab):
         self.transcript.show_words(words, result.text, joiner="" if per_char else " ")
         count = len(result.text.split())
         heard = f" · {clock(result.duration)} of audio" if getattr(result, "duration", 0) else ""
-        self.summary.setText(f"{count} word{'s' if count != 1 else ''}{heard}" if result.text else f"No speech recognised{heard}")
+        words_said = f"{count} word{'s' if count != 1 else ''}" if result.text else "No speech recognised"
+        self.summary.setText(words_said + heard)
         self.word_info.setText(
             "<span style='color:gray'>Click a word to see when it was said.</span>" if words else ""
         )

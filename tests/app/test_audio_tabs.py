@@ -131,7 +131,8 @@ def test_transcribes_a_file_with_clickable_word_timings(qtbot, window, clips, or
     # a click on the third word says when it was said and marks it on the waveform
     word, start, end = tab.transcript.words[2]
     rect = tab.transcript.cursorRect(_anchor_cursor(tab.transcript, 2))
-    QTest.mouseClick(tab.transcript.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(rect.left() - 3, rect.center().y()))
+    inside_the_word = QPoint(rect.left() - 3, rect.center().y())
+    QTest.mouseClick(tab.transcript.viewport(), Qt.MouseButton.LeftButton, pos=inside_the_word)
     qtbot.waitUntil(lambda: word in tab.word_info.text(), timeout=5_000)
     assert f"{start:.2f} s → {end:.2f} s" in tab.word_info.text()
     assert tab.file_input.waveform.marked() == (start, end)
@@ -219,7 +220,8 @@ def test_live_text_ends_as_the_whole_file_transcript(qtbot, window, clips, oracl
     assert tab.feeder.captured == tab.feeder.sent == tab.feeder.session.fed == n
     saved = tab.save_recording(tmp_path / "rec.wav")
     assert saved is not None and tab.live_panel.save.isEnabled()
-    assert np.array_equal(soundfile.read(str(saved), dtype="int16")[0], soundfile.read(str(clips["speech"]), dtype="int16")[0])
+    as_recorded = soundfile.read(str(saved), dtype="int16")[0]
+    assert np.array_equal(as_recorded, soundfile.read(str(clips["speech"]), dtype="int16")[0])
     assert tab.export_transcript(tmp_path / "live.srt")
 
 
@@ -369,8 +371,9 @@ def test_classifies_a_dropped_file_as_the_engine_does(qtbot, window, clips, orac
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(clips["speech"]))])
     zone = tab.file_input
-    for event_type in (QDragEnterEvent, QDropEvent):
-        event = event_type(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    drag = (QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    for event_type in (QDragEnterEvent, QDropEvent):  # a real drag delivers the drop only after the enter
+        event = event_type(*drag)
         QApplication.sendEvent(zone, event)
         assert event.isAccepted()
     assert tab.is_busy()  # a dropped file runs at once
