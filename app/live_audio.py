@@ -98,14 +98,20 @@ class TranscriptionSession:
 class ClassificationSession:
     """A `RollingClassifier` kept in the worker thread: each call adds the new audio and
     classifies the newest window (newest wins: windows that passed while the model was busy are
-    not classified). Returns a `LiveLabels`."""
+    not classified). Returns a `LiveLabels`, or None while less than `hop_s` of new audio has
+    arrived since the last window: the history then holds one entry per hop whatever the
+    machine's speed, and a fast model does not classify nearly the same second twenty times."""
 
-    def __init__(self, rate: int, window_s: float = 1.0, top_k: int = 5, history_size: int = 12) -> None:
+    def __init__(
+        self, rate: int, window_s: float = 1.0, top_k: int = 5, history_size: int = 12, hop_s: float = 0.25
+    ) -> None:
         self.rate = rate
         self.window_s = window_s
         self.top_k = top_k
         self.history_size = history_size
+        self.hop = max(1, int(hop_s * rate))
         self.fed = 0
+        self._classified_at = 0  # `fed` when the newest window was classified
         self._classifier: Any = None
 
     def _get(self, task: Any) -> Any:
@@ -117,24 +123,34 @@ class ClassificationSession:
             )
         return self._classifier
 
-    def feed(self, samples: np.ndarray, task: Any, hooks: Any) -> LiveLabels:
+    def feed(self, samples: np.ndarray, task: Any, hooks: Any) -> LiveLabels | None:
         rolling = self._get(task)
         rolling.feed(samples)
         self.fed += len(samples)
+        if self.fed - self._classified_at < self.hop and self._classified_at:
+            return None
+        return self._classify(rolling)
+
+    def finish(self, samples: np.ndarray, task: Any, hooks: Any) -> LiveLabels:
+        rolling = self._get(task)
+        rolling.feed(samples)
+        self.fed += len(samples)
+        return self._classify(rolling)
+
+    def _classify(self, rolling: Any) -> LiveLabels:
         result = rolling.classify()
         heard = self.fed / self.rate
         if result is None:  # not yet one frame of audio
-            return LiveLabels([], list(rolling.history), heard)
+            return LiveLabels([], [dict(h) for h in rolling.history], heard)
+        self._classified_at = self.fed
         return LiveLabels(result.to_json(), [dict(h) for h in rolling.history], heard)
-
-    finish = feed
 
 
 class LiveFeeder(QObject):
     """One live session: input → ring buffer → (this, on a timer) → worker → signals.
 
     Signals: `level(rms, peak)` per drained block (linear, 0..1); `updated(value)` for each
-    result or partial result of `session.feed`; `finished(outcome)` once `session.finish`
+    result (unless None) or partial result of `session.feed`; `finished(outcome)` once `session.finish`
     has answered (an `Outcome`); `failed(message)` when the input or the engine failed (the
     feeder still finishes with the audio it had, when the input was at fault)."""
 
@@ -273,7 +289,8 @@ class LiveFeeder(QObject):
     def _on_result(self, job_id: int, outcome: Outcome) -> None:
         if job_id == self._job:
             self._job = None
-            self.updated.emit(outcome.result)
+            if outcome.result is not None:  # None: the session had nothing new to show
+                self.updated.emit(outcome.result)
             self._send()
         elif job_id == self._finish_job:
             self._finish_job = None

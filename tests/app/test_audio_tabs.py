@@ -391,6 +391,8 @@ def test_live_classification_follows_the_newest_window(qtbot, window, clips, ora
     updates = live(qtbot, tab, clips["speech"])
     labelled = [u for u in updates if u.labels]
     assert len(labelled) >= 2 and tab.updates >= 2
+    assert len(labelled) <= 14.0 / 0.25 + 1  # one window per quarter second of sound at most
+    assert all(b.heard_s - a.heard_s >= 0.25 for a, b in zip(labelled, labelled[1:]))
     final = tab.last_outcome.result
     assert tab.history.isVisible()
     assert tab.history.labels() == [h["label"] for h in final.history][-tab.history.slots :]
