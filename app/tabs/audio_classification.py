@@ -25,8 +25,8 @@ class AudioClassificationTab(AudioTab):
     title = "Audio classification"
     blurb = "Name what is heard in a clip (a spoken keyword, an emotion, a language), or live from a microphone."
     live_hint = (
-        "The last second of sound is classified again and again, as fast as the model allows; "
-        "the strip below the bars keeps the winner of each window, newest on the right."
+        "The last second of sound is classified every quarter of a second, or as often as the "
+        "model keeps up; the strip below the bars keeps each window's winner, newest on the right."
     )
     options_in_live = True
 
@@ -115,9 +115,9 @@ class AudioClassificationTab(AudioTab):
             "and a softmax turns those into probabilities that add up to 1."
         )
         live = (
-            f"Live, the newest {LIVE_WINDOW_S:g} s of sound is classified each time the model is "
-            "free; windows that passed while it was busy are skipped, so the bars always show what "
-            "was heard last. The strip keeps each window's winner: its colour is the label, its "
-            "strength the score."
+            f"Live, the newest {LIVE_WINDOW_S:g} s of sound is classified every quarter of a second, "
+            "or whenever the model is free if it is slower; windows that passed while it was busy "
+            "are skipped, so the bars always show what was heard last. The strip keeps each "
+            "window's winner: its colour is the label, its strength the score."
         )
         return encoder_paragraph(info) + f"<p>{head}</p><p>{live}</p>"
