@@ -50,11 +50,12 @@ def load_speech_model(
     data = read_json(Path(folder) / "config.json")
     require_architecture(data, SUPPORTED, "this task")
     config = wav2vec2.config_from_json(data)
-    wanted = "ForCTC" if head is wav2vec2.Wav2Vec2ForCTC else "ForSequenceClassification"
+    # the CTC head was called ForMaskedLM in the first Wav2Vec2 releases; the keys are the same
+    wanted = ("ForCTC", "ForMaskedLM") if head is wav2vec2.Wav2Vec2ForCTC else ("ForSequenceClassification",)
     architectures = data.get("architectures") or []
     if architectures and not any(a.endswith(wanted) for a in architectures):
         raise CheckpointError(
-            f"this checkpoint is a {', '.join(architectures)}, without the {wanted[3:]} head this task needs"
+            f"this checkpoint is a {', '.join(architectures)}, without the {wanted[0][3:]} head this task needs"
         )
     model = load_model(lambda: head(config), folder, adapt=wav2vec2.adapt, device=device, dtype=dtype)
     return model, config

@@ -10,9 +10,12 @@ window of the grid is decoded, with the same samples, as soon as a sample past i
 arrived, and its middle frames become final. Text is committed from final frames only, up to
 the last finished word, so it never changes, and after `flush()` it is exactly the text
 `SpeechRecognition.run(file, chunk_length_s=..., stride_length_s=...)` gives for the same
-audio and settings (a recording shorter than one window: exactly the one-pass text). Between
-windows, the window under way is decoded provisionally from its start to the newest sample:
-that is the partial tail, which appears within one decode of the words being spoken.
+audio and settings (a recording shorter than one window: exactly the one-pass text).
+
+Between windows, the newest few seconds (`partial_window_s`, the first second of it as context
+only) are decoded provisionally: that is the partial tail, which appears within one short
+decode of the words being spoken. Its cost does not grow with the window length, so final
+windows can stay long enough for accurate text while partials stay quick.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from engine import audio
 from engine.errors import InputError
-from engine.speech import Chunk, StridedChunker, chunk_ids, chunk_sizes, kept_frames
+from engine.speech import Chunk, StridedChunker, chunk_ids, chunk_sizes
 from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcript
 
 #: `on_partial(committed, partial)`: the whole committed text and the provisional tail.
@@ -51,6 +54,7 @@ class LiveTranscriber:
         stride_length_s: float | None = LIVE_STRIDE_S,
         sample_rate: int | None = None,
         partial_every_s: float = 0.5,
+        partial_window_s: float = 3.0,
         on_partial: PartialFn | None = None,
     ) -> None:
         self.task = task
@@ -63,7 +67,13 @@ class LiveTranscriber:
         self._resampler = audio.StreamResampler(sample_rate or task.rate, task.rate)
         self._partial_every = max(1, int(partial_every_s * task.rate))
         self._since_partial = 0
+        step = self.model.config.samples_per_frame
+        window = max(self.model.config.receptive_field, int(partial_window_s * task.rate))
+        self._partial_window = window // step * step
+        self._context_frames = min(task.rate, window // 2) // step  # 1 s, or half a short window
         self._final = FrameIds()
+        self._final_frames = 0
+        self._provisional = np.zeros(0, dtype=np.int32)  # ids of the frames after the final ones
         self._cut = 0  # frames whose text is committed
         self.on_partial = on_partial
         self.committed = ""
@@ -121,7 +131,10 @@ class LiveTranscriber:
     # ---- internals ----------------------------------------------------------------------
 
     def _add_final(self, chunk: Chunk) -> None:
-        self._final.add(chunk_ids(self.model, chunk))
+        ids = chunk_ids(self.model, chunk)
+        self._final.add(ids)
+        self._final_frames += len(ids)
+        self._provisional = self._provisional[len(ids) :]  # those frames are final now
 
     def _commit(self) -> bool:
         """Commit the final frames up to the last finished word, if that text is certain."""
@@ -155,15 +168,26 @@ class LiveTranscriber:
         return int(after[0]) if len(after) else len(ids)
 
     def _update_partial(self) -> bool:
-        """Decode the window under way up to the newest sample, after the committed frames."""
-        samples, _, left = self._chunker.pending()
-        provisional = np.zeros(0, dtype=np.int64)
-        if len(samples) >= self.model.config.receptive_field and len(samples) > left:
-            ids = self.model(samples).argmax(-1).cpu().numpy()
+        """Decode the newest `partial_window_s` of audio and redraw the partial tail: the final
+        frames not yet committed, then the provisional ones up to the newest sample."""
+        pending, start, _ = self._chunker.pending()
+        step = self.model.config.samples_per_frame
+        end = start + len(pending)
+        # window starts fall on frame edges (window-grid starts do too), so frames line up
+        window_start = max(start, (end - self._partial_window) // step * step)
+        window = pending[window_start - start :]
+        if len(window) >= self.model.config.receptive_field:
+            ids = self.model(window).argmax(-1).cpu().numpy().astype(np.int32)
             self.partial_decodes += 1
-            first, _ = kept_frames(len(samples), left, 0, self.model.config.samples_per_frame)
-            provisional = ids[first:]
-        tail = np.concatenate([self._final.all()[self._cut :], provisional])
+            first_frame = window_start // step
+            trusted = first_frame + (self._context_frames if window_start > 0 else 0)
+            keep_from = max(self._final_frames, trusted)
+            offset = keep_from - self._final_frames
+            # frames the window no longer reaches (after a backlog) stay as last decoded, or blank
+            older = self._provisional[:offset]
+            gap = np.full(offset - len(older), self.vocabulary.blank_id or 0, dtype=np.int32)
+            self._provisional = np.concatenate([older, gap, ids[keep_from - first_frame :]])
+        tail = np.concatenate([self._final.all()[self._cut :], self._provisional])
         partial = self.vocabulary.decode(tail)
         changed = partial != self.partial
         self.partial = partial

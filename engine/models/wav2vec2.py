@@ -189,9 +189,11 @@ class Encoder(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None) -> list[torch.Tensor]:
-        """Every layer's input, then the last output (num_layers + 1 tensors, as transformers
-        collects them for the weighted layer sum), then the final output."""
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None, all_states: bool = False) -> list[torch.Tensor]:
+        """[final output], or with `all_states` every layer's input, the last layer's output,
+        then the final output. The num_layers + 1 states before the final one are those
+        transformers 5 weighs in its weighted layer sum: for pre-LN stacks, the last of them
+        precedes the final LayerNorm (transformers 4 took it after)."""
         attn_mask = None
         if frame_mask is not None:
             x = x * frame_mask[..., None].to(x.dtype)  # padding must not leak into the position conv
@@ -202,10 +204,10 @@ class Encoder(nn.Module):
         states = [x]
         for layer in self.layers:
             x = layer(x, attn_mask)
-            states.append(x)
-        # pre-LN stacks normalise once at the end; the collected states stay unnormalised
-        states.append(self.layer_norm(x) if self.pre_norm else x)
-        return states
+            if all_states:
+                states.append(x)
+        final = self.layer_norm(x) if self.pre_norm else x  # pre-LN stacks normalise once, at the end
+        return states + [final] if all_states else [final]
 
 
 class Wav2Vec2Model(nn.Module):
@@ -218,14 +220,16 @@ class Wav2Vec2Model(nn.Module):
         self.feature_projection = FeatureProjection(config)
         self.encoder = Encoder(config)
 
-    def forward(self, samples: torch.Tensor, attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def forward(
+        self, samples: torch.Tensor, attention_mask: torch.Tensor | None = None, all_states: bool = False
+    ) -> list[torch.Tensor]:
         """See `Encoder.forward`; `attention_mask` (B, L) marks real samples in a padded batch."""
         features = self.feature_extractor(samples)
         frame_mask = None
         if attention_mask is not None:
             lengths = frame_lengths(attention_mask.sum(-1), self.config)
             frame_mask = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
-        return self.encoder(self.feature_projection(features), frame_mask)
+        return self.encoder(self.feature_projection(features), frame_mask, all_states)
 
 
 class Wav2Vec2ForCTC(nn.Module):
@@ -260,7 +264,7 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
 
     def forward(self, samples: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        states = self.wav2vec2(samples, attention_mask)
+        states = self.wav2vec2(samples, attention_mask, all_states=self.config.use_weighted_layer_sum)
         if self.config.use_weighted_layer_sum:
             weights = self.layer_weights.softmax(-1)
             frames = (torch.stack(states[:-1], dim=1) * weights[:, None, None]).sum(dim=1)  # (B, N, T, C) -> (B, T, C)

@@ -12,6 +12,9 @@ from engine.errors import InputError
 from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
 from engine.tasks.speech_recognition import SpeechRecognition
 from tests.engine.models.tiny_wav2vec2 import checkpoint, speech_like
+from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

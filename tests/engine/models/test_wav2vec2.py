@@ -16,6 +16,9 @@ from engine.errors import CheckpointError
 from engine.models import wav2vec2
 from engine.speech import load_speech_model
 from tests.engine.models.tiny_wav2vec2 import VARIANTS, checkpoint, rewrite_weight_norm_as_g_v, speech_like
+from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 

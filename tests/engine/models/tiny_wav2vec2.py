@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 RATE = 16_000
@@ -83,6 +84,16 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
         {"return_attention_mask": True},
     ),
 }
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny models in one thread: their ops are too small to share, and on a busy machine
+    two OpenMP threads spinning against other processes make them many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def checkpoint(variant: str, root: Path) -> Path:

@@ -13,6 +13,9 @@ from engine.errors import CheckpointError, InputError
 from engine.tasks import get
 from engine.tasks.audio_classification import AudioClassification, RollingClassifier
 from tests.engine.models.tiny_wav2vec2 import LABELS, checkpoint, speech_like
+from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
