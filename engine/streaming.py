@@ -105,10 +105,11 @@ class LiveTranscriber:
             self._add_final(chunk)
         self._since_partial += len(samples)
         changed = bool(finished) and self._commit()
-        # a finished window moves the window under way, so its tail is decoded afresh
-        if finished or self._since_partial >= self._partial_every:
+        decode = self._since_partial >= self._partial_every
+        if decode:
             self._since_partial = 0
-            changed = self._update_partial() or changed
+        if decode or finished:  # a finished window only moves text from partial to committed
+            changed = self._update_partial(decode) or changed
         if changed:
             self._emit()
 
@@ -167,31 +168,37 @@ class LiveTranscriber:
         after = emitted[emitted > delimiters[-1]]
         return int(after[0]) if len(after) else len(ids)
 
-    def _update_partial(self) -> bool:
-        """Decode the newest `partial_window_s` of audio and redraw the partial tail: the final
-        frames not yet committed, then the provisional ones up to the newest sample."""
+    def _update_partial(self, decode: bool) -> bool:
+        """Redraw the partial tail: the final frames not yet committed, then the provisional
+        ones up to the newest sample, after decoding the newest `partial_window_s` if `decode`."""
+        if decode:
+            self._decode_newest()
+        tail = np.concatenate([self._final.all()[self._cut :], self._provisional])
+        partial = self.vocabulary.decode(tail)
+        changed = partial != self.partial
+        self.partial = partial
+        return changed
+
+    def _decode_newest(self) -> None:
+        """Provisional ids for the newest audio, kept from where their left context suffices."""
         pending, start, _ = self._chunker.pending()
         step = self.model.config.samples_per_frame
         end = start + len(pending)
         # window starts fall on frame edges (window-grid starts do too), so frames line up
         window_start = max(start, (end - self._partial_window) // step * step)
         window = pending[window_start - start :]
-        if len(window) >= self.model.config.receptive_field:
-            ids = self.model(window).argmax(-1).cpu().numpy().astype(np.int32)
-            self.partial_decodes += 1
-            first_frame = window_start // step
-            trusted = first_frame + (self._context_frames if window_start > 0 else 0)
-            keep_from = max(self._final_frames, trusted)
-            offset = keep_from - self._final_frames
-            # frames the window no longer reaches (after a backlog) stay as last decoded, or blank
-            older = self._provisional[:offset]
-            gap = np.full(offset - len(older), self.vocabulary.blank_id or 0, dtype=np.int32)
-            self._provisional = np.concatenate([older, gap, ids[keep_from - first_frame :]])
-        tail = np.concatenate([self._final.all()[self._cut :], self._provisional])
-        partial = self.vocabulary.decode(tail)
-        changed = partial != self.partial
-        self.partial = partial
-        return changed
+        if len(window) < self.model.config.receptive_field:
+            return
+        ids = self.model(window).argmax(-1).cpu().numpy().astype(np.int32)
+        self.partial_decodes += 1
+        first_frame = window_start // step
+        trusted = first_frame + (self._context_frames if window_start > 0 else 0)
+        keep_from = max(self._final_frames, trusted)
+        offset = keep_from - self._final_frames
+        # frames the window no longer reaches (after a backlog) stay as last decoded, or blank
+        older = self._provisional[:offset]
+        gap = np.full(offset - len(older), self.vocabulary.blank_id or 0, dtype=np.int32)
+        self._provisional = np.concatenate([older, gap, ids[keep_from - first_frame :]])
 
     def _emit(self) -> None:
         if self.on_partial is not None:

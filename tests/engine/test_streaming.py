@@ -115,3 +115,30 @@ def test_misuse_is_refused(task):
         transcriber.flush()
     with pytest.raises(InputError, match="twice the stride"):
         LiveTranscriber(task, chunk_length_s=2, stride_length_s=1)
+
+
+class _Spy:
+    """Stands in for the task's model and notes the length of every window decoded."""
+
+    def __init__(self, model) -> None:
+        self.model, self.lengths = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, samples):
+        self.lengths.append(len(samples))
+        return self.model(samples)
+
+
+def test_provisional_decodes_read_only_the_newest_seconds(task):
+    transcriber = LiveTranscriber(task, chunk_length_s=6, stride_length_s=1, partial_window_s=2, partial_every_s=0.5)
+    spy = transcriber.model = _Spy(task.model)
+    for i in range(0, 16 * 16_000, 4_000):
+        transcriber.feed(speech_like(16.0, seed=16)[i : i + 4_000])
+    finals = [n for n in spy.lengths if n == 6 * 16_000]
+    partials = [n for n in spy.lengths if n != 6 * 16_000]
+    assert len(finals) == 3  # the windows at 0, 4 and 8 s, complete once 6, 10 and 14 s had arrived
+    assert len(partials) == transcriber.partial_decodes == 32  # one every 0.5 s
+    assert max(partials) == partials[-1] == 2 * 16_000  # never more than the newest 2 s
+    assert transcriber.partial
