@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine import image_device
 from engine.checkpoint import StateDict, load_model
 from engine.config import id2label
 from engine.errors import CheckpointError, InputError
@@ -159,6 +160,7 @@ class ImageClassification(Task):
             self.processor = self.processor.replace(crop_pct=None)
         self._check_input_size()
         self._table = value_table(self.processor)
+        self.preprocess_on_device = image_device.use_device_path(device)
         self.model = load_model(build, self.folder, adapt=self.family.adapt, device=device, dtype=dtype)
 
     def _check_input_size(self) -> None:
@@ -180,7 +182,10 @@ class ImageClassification(Task):
             raise InputError("--top-k must be at least 1")
         notes: list[str] = []
         image = load_image(input, notes=notes)
-        pixel_values = preprocess(image, self.processor, self._table).to(self.device, self.dtype)
+        if self.preprocess_on_device:
+            pixel_values = image_device.preprocess(image, self.processor, self.device, self.dtype)
+        else:
+            pixel_values = preprocess(image, self.processor, self._table).to(self.device, self.dtype)
         check_cancel(hooks.cancel)
         with torch.inference_mode():
             logits = self.model(pixel_values)[0].float().cpu()  # (num_labels,)

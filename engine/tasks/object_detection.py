@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from engine import image as imaging
+from engine import image_device
 from engine.checkpoint import load_model
 from engine.config import id2label
 from engine.errors import InputError
@@ -80,8 +81,8 @@ def pad_and_mask(pixels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     right to the largest height and width, and a (B, H, W) int64 mask with 1 on real pixels."""
     height = max(p.shape[-2] for p in pixels)
     width = max(p.shape[-1] for p in pixels)
-    batch = torch.zeros(len(pixels), 3, height, width, dtype=pixels[0].dtype)
-    mask = torch.zeros(len(pixels), height, width, dtype=torch.int64)
+    batch = torch.zeros(len(pixels), 3, height, width, dtype=pixels[0].dtype, device=pixels[0].device)
+    mask = torch.zeros(len(pixels), height, width, dtype=torch.int64, device=pixels[0].device)
     for index, p in enumerate(pixels):
         h, w = p.shape[-2:]
         batch[index, :, :h, :w] = p[0]
@@ -90,17 +91,25 @@ def pad_and_mask(pixels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
 
 
 def preprocess(
-    images: Sequence[Image.Image], config: imaging.ImageProcessorConfig
+    images: Sequence[Image.Image],
+    config: imaging.ImageProcessorConfig,
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixel_values (B, 3, H, W) float32, pixel_mask (B, H, W) int64) for upright RGB images,
-    as DetrImageProcessor makes them."""
-    table = imaging.value_table(config)
-    pixels = [imaging.preprocess(im, config, table) for im in images]
+    as DetrImageProcessor makes them. With `device`, every step runs there with torch
+    (`engine.image_device`) and the values come out in `dtype`."""
+    if device is None:
+        table = imaging.value_table(config)
+        pixels = [imaging.preprocess(im, config, table) for im in images]
+    else:
+        pixels = [image_device.preprocess(im, config, device, dtype) for im in images]
     if not config.do_pad:
         if len({p.shape for p in pixels}) > 1:
             raise InputError("images of different sizes need padding, which this checkpoint turns off")
         batch = torch.cat(pixels)
-        return batch, torch.ones(batch.shape[0], *batch.shape[-2:], dtype=torch.int64)
+        return batch, torch.ones(batch.shape[0], *batch.shape[-2:], dtype=torch.int64, device=batch.device)
     return pad_and_mask(pixels)
 
 
@@ -158,6 +167,7 @@ class ObjectDetection(Task):
             self.folder, defaults=DETR_PROCESSOR_DEFAULTS, default_to_square=False
         )
         self.labels = id2label(self.config)
+        self.preprocess_on_device = image_device.use_device_path(device)
 
     def label(self, index: int) -> str:
         return self.labels.get(index, f"LABEL_{index}")
@@ -190,7 +200,8 @@ class ObjectDetection(Task):
         started = time.perf_counter()
         picture = imaging.load_image(input, notes=warnings)
         # one image is never padded, so its pixel mask is all ones and the model needs none
-        pixel_values, _ = preprocess([picture], self.processor)
+        on_device = self.device if self.preprocess_on_device else None
+        pixel_values, _ = preprocess([picture], self.processor, device=on_device, dtype=self.dtype)
         prepared = time.perf_counter()
         check_cancel(hooks.cancel)
         with torch.inference_mode():
