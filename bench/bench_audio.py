@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--live-seconds", type=float, default=60.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--pipeline", action="store_true", help="also time transformers' pipeline on the long file")
     parser.add_argument("--skip", nargs="*", default=[], choices=["latency", "rtf", "live"])
     args = parser.parse_args()
@@ -192,6 +193,8 @@ def main() -> None:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     save_checkpoint(FOLDER)
     print(f"wav2vec2-base (random weights), torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if "latency" not in args.skip:
