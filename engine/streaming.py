@@ -33,7 +33,7 @@ from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcr
 PartialFn = Callable[[str, str], None]
 
 # settings for speech as it is spoken: windows start every 4 s, so a word is final within about
-# 5 s (a step and the right context), and a provisional decode reads at most one window (6 s)
+# 5 s (a step and the right context); in between, provisional decodes show it at once
 LIVE_CHUNK_S = 6.0
 LIVE_STRIDE_S = 1.0
 
@@ -93,7 +93,7 @@ class LiveTranscriber:
     def feed(self, block: np.ndarray) -> None:
         """Take the next block of audio (mono, or channels-last frames) and update the text.
         However much audio a block holds, every finished window is decoded (nothing is
-        skipped), then at most one provisional decode runs for the window under way."""
+        skipped), then at most one provisional decode runs, over the newest audio."""
         if self._closed:
             raise RuntimeError("feed() after flush(): start a new LiveTranscriber")
         samples = audio.to_mono(block)
