@@ -77,7 +77,7 @@ class SpeechRecognition(Task):
             "chunk_length_s", float, 30.0,
             "decode audio longer than this in overlapping windows of this many seconds; 0 decodes it in one pass",
         ),
-        Option("stride_length_s", float, None, "seconds of context on each side of a window (default: a sixth of one)"),
+        Option("stride_length_s", float, None, "seconds of context on each side of a window; None: a sixth of it"),
         Option("return_timestamps", str, "word", "timestamps per word, per character, or none", ("word", "char", "none")),
     )  # fmt: skip
 
