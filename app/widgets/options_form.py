@@ -112,8 +112,10 @@ class OptionsForm(QWidget):
         elif option.type is float:
             widget = QDoubleSpinBox()
             widget.setRange(0.0, 1e6)
-            widget.setDecimals(3)
-            widget.setSingleStep(0.05)
+            # durations in seconds step by whole units, probabilities and ratios by 0.05
+            coarse = option.name.endswith("_s") or (option.default or 0) > 1
+            widget.setDecimals(1 if coarse else 2)
+            widget.setSingleStep(1.0 if coarse else 0.05)
             if option.default is None:  # as for int options: 0 stands for "let the task choose"
                 widget.setSpecialValueText("auto")
             widget.setValue(option.default or 0.0)
