@@ -1,79 +1,66 @@
-"""The engine worker on its real thread, driven with a fake task loader so each behaviour
-(slow, failing, cancelled, cached) can be produced on purpose."""
+"""The engine worker on its real thread, driving the real text tasks on the tiny checkpoints of
+`tests/app/conftest.py` through the default loader. Every behaviour comes from a real input or
+a real checkpoint: a slow job is a question over a very long text, a failing job is an empty
+text, a text the tokenizer cannot take, a Hub id that is not cached, or a broken checkpoint.
+What the worker answers is compared with what the engine task answers in the test thread."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QTimer
 from torch import nn
 
 from app.worker import Engine, ModelSpec
-from engine.errors import Cancelled, InputError, ModelUnavailable
-from tests.app.conftest import stop_engine
+from tests.app.conftest import TEXT_TASKS, stop_engine
 
-WAIT_MS = 20_000
-
-
-@dataclass
-class FakeResult:
-    echo: str
-    warnings: list
-
-    def to_json(self) -> dict:
-        return {"echo": self.echo}
-
-
-class FakeTask:
-    """Holds ~1 MB of parameters so the cache has something to weigh."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-        self.model = nn.Linear(500, 500)  # 250,500 float32 parameters = 1.002 MB
-
-    def info(self) -> dict:
-        return {"model_type": "fake", "ref": self.spec.ref}
-
-    def run(self, input, *, hooks=None, **options):
-        if input == "bad":
-            raise InputError("this input is bad on purpose")
-        if input == "bug":
-            raise RuntimeError("a bug on purpose")
-        if input == "slow":
-            # pure-Python work holding the GIL most of the time, for up to 10 s
-            end = time.monotonic() + 10
-            while time.monotonic() < end:
-                if hooks is not None and hooks.cancel.is_set():
-                    raise Cancelled()
-                sum(i * i for i in range(20_000))
-        return FakeResult(f"{input}{options.get('suffix', '')}", [])
+WAIT_MS = 60_000
+SENTENCE = "Ada Lovelace met Charles Babbage in London at the Science Museum. "
+SHORT_TEXT = "Ada Lovelace loved the reading rooms of the library in London."
+QUESTION = "Who met Babbage?"
+# one small, quick job per task, for the tests that only need a job to end well
+QUICK: dict[str, tuple[str, dict[str, Any]]] = {
+    "text-classification": (SHORT_TEXT, {}),
+    "token-classification": (SHORT_TEXT, {}),
+    "question-answering": (SHORT_TEXT, {"question": QUESTION}),
+}
 
 
-class FakeLoader:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, spec: ModelSpec, hooks) -> FakeTask:
-        self.calls.append(spec.ref)
-        if spec.ref == "nobody/missing":
-            raise ModelUnavailable("nobody/missing is not cached and the Hub cannot be reached")
-        hooks.on_progress(50, 100, "downloading")
-        return FakeTask(spec)
+def cpu(task: str, folder: Path | str) -> ModelSpec:
+    return ModelSpec(task, str(folder), "cpu", "fp32")
 
 
-SPEC = ModelSpec("fake", "a", "cpu", "fp32")
+def parameter_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+@pytest.fixture(scope="module")
+def engine_tasks(tiny_models: dict[str, Path]) -> dict[str, Any]:
+    """The engine's own tasks on the tiny checkpoints, run in the test thread as the oracle."""
+    from engine import tasks
+
+    return {name: tasks.get(name).load(str(folder), device="cpu") for name, folder in tiny_models.items()}
+
+
+@pytest.fixture(scope="module")
+def slow_question(engine_tasks: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A question over ~24,000 tokens of text, read in windows of 32 tokens that advance one
+    token at a time: about 24,000 windows, seconds of work on any machine, checked for cancel
+    every 8 windows. Slow by size, so a cancel finds it running however loaded the CPU is."""
+    qa = engine_tasks["question-answering"]
+    window = 32
+    question_tokens = len(qa.tokenizer.encode(QUESTION, add_special_tokens=False).ids)
+    room = window - question_tokens - qa.tokenizer.num_special_tokens_to_add(True)
+    # the widest stride the task accepts as given: neighbouring windows differ by one token
+    return SENTENCE * 2000, {"question": QUESTION, "max_seq_len": window, "doc_stride": room - 1}
 
 
 @pytest.fixture
-def loader() -> FakeLoader:
-    return FakeLoader()
-
-
-@pytest.fixture
-def fake_engine(qtbot, loader):
-    engine = Engine((), loader=loader, cache_limit_mb=2.5)
+def text_engine(qtbot):
+    engine = Engine(TEXT_TASKS)
     with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
         engine.start()
     yield engine
@@ -85,11 +72,25 @@ def for_job(job_id_box: list):
     return lambda job_id, *_: job_id == job_id_box[0]
 
 
-def run_job(qtbot, engine, input, spec=SPEC, **options):
+def reading_for_job(job_id_box: list):
+    """A check_params_cb for the progress a text task reports while its model reads windows."""
+    return lambda job_id, done, total, message: job_id == job_id_box[0] and message.startswith("reading window")
+
+
+def run_job(qtbot, engine: Engine, spec: ModelSpec, input: Any, **options: Any) -> tuple[int, Any]:
     box = [None]
     with qtbot.waitSignal(engine.result, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
         box[0] = engine.run(spec, input, options)
-    return blocker.args[1]
+    return box[0], blocker.args[1]
+
+
+def start_slow_job(qtbot, engine: Engine, tiny_models, slow_question) -> int:
+    """Submit the slow question and return once its model is reading windows."""
+    text, options = slow_question
+    box = [None]
+    with qtbot.waitSignal(engine.progress, timeout=WAIT_MS, check_params_cb=reading_for_job(box)):
+        box[0] = engine.run(cpu("question-answering", tiny_models["question-answering"]), text, options)
+    return box[0]
 
 
 def test_ready_reports_devices_and_task_metadata(qtbot):
@@ -108,97 +109,152 @@ def test_ready_reports_devices_and_task_metadata(qtbot):
         stop_engine(engine)
 
 
-def test_load_then_run_reports_the_model_and_the_result(qtbot, fake_engine):
+def test_load_then_run_reports_the_model_and_the_result(qtbot, text_engine, tiny_models, engine_tasks):
     progress = []
-    fake_engine.progress.connect(lambda *args: progress.append(args))
+    text_engine.progress.connect(lambda *args: progress.append(args))
+    ner = cpu("token-classification", tiny_models["token-classification"])
     box = [None]
-    with qtbot.waitSignal(fake_engine.loaded, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
-        box[0] = fake_engine.load(SPEC)
+    with qtbot.waitSignal(text_engine.loaded, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
+        box[0] = text_engine.load(ner)
     model = blocker.args[1]
-    assert (model.device, model.dtype, model.info["model_type"]) == ("cpu", "fp32", "fake")
-    assert (box[0], 50, 100, "downloading") in progress
-    outcome = run_job(qtbot, fake_engine, "hello", suffix="!")
-    assert outcome.result.to_json() == {"echo": "hello!"}
-    assert outcome.latency_ms >= 0
+    oracle = engine_tasks["token-classification"]
+    assert (model.device, model.dtype, model.info) == ("cpu", "fp32", oracle.info())
+    assert model.load_seconds > 0
+    assert (box[0], 0, None, f"loading {ner.ref}") in progress
+
+    text = SENTENCE * 30  # ~360 tokens: several windows of the model's 128
+    expected = oracle.run(text, stride=32)
+    assert expected.windows > 1
+    job, outcome = run_job(qtbot, text_engine, ner, text, stride=32)
+    assert outcome.result.to_json() == expected.to_json()
+    assert outcome.result.warnings == expected.warnings
+    last = expected.windows
+    assert (job, last, last, f"reading window {last} of {last}") in progress
+    assert outcome.latency_ms > 0
     assert outcome.model.load_seconds == 0.0  # came from the cache
+    assert outcome.model.info == oracle.info()
 
 
-def test_cache_reuses_models_and_drops_the_least_recently_used(qtbot, fake_engine, loader):
-    for ref in ("a", "b", "a", "c"):
-        run_job(qtbot, fake_engine, "x", spec=ModelSpec("fake", ref, "cpu", "fp32"))
-    assert loader.calls == ["a", "b", "c"]  # "a" the second time came from the cache
-    # 2.5 MB holds two 1 MB models: "b" was used least recently
-    assert [key[1] for key in fake_engine.worker.cached_keys()] == ["a", "c"]
+def test_cache_reuses_models_and_drops_the_least_recently_used(qtbot, tiny_models, engine_tasks):
+    a, b, c = TEXT_TASKS
+    sizes = [parameter_bytes(engine_tasks[task].model) for task in (a, b, c)]
+    # room for any two of the three tiny models, never for all three
+    limit_bytes = sum(sizes) - min(sizes) / 2
+    engine = Engine(TEXT_TASKS, cache_limit_mb=limit_bytes / 1e6)
+    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
+        engine.start()
+    loads = []  # the worker says "loading <ref>" only when it reads a model from disk
+
+    def note_load(job_id: int, done: Any, total: Any, message: str) -> None:
+        if message.startswith("loading "):
+            loads.append(message.removeprefix("loading "))
+
+    engine.progress.connect(note_load)
+    try:
+        for task in (a, b, a, c):
+            text, options = QUICK[task]
+            _, outcome = run_job(qtbot, engine, cpu(task, tiny_models[task]), text, **options)
+            assert outcome.result.to_json() == engine_tasks[task].run(text, **options).to_json()
+        assert loads == [str(tiny_models[task]) for task in (a, b, c)]  # `a` came back from the cache
+        # `b` was used least recently, so it made room for `c`
+        assert [key[0] for key in engine.worker.cached_keys()] == [a, c]
+    finally:
+        stop_engine(engine)
 
 
-def test_cancel_stops_a_running_job_and_the_next_job_runs(qtbot, fake_engine):
-    box = [None]
-    with qtbot.waitSignal(fake_engine.started, timeout=WAIT_MS, check_params_cb=for_job(box)):
-        box[0] = fake_engine.run(SPEC, "slow", {})
-    began = time.monotonic()
-    with qtbot.waitSignal(fake_engine.cancelled, timeout=WAIT_MS, check_params_cb=for_job(box)):
-        fake_engine.cancel(box[0])
-    assert time.monotonic() - began < 5  # well before the 10 s the job would take
-    assert run_job(qtbot, fake_engine, "next").result.echo == "next"
+def test_cancel_stops_a_running_job_and_the_next_job_runs(qtbot, text_engine, tiny_models, engine_tasks, slow_question):
+    progress, finished = [], []
+    text_engine.progress.connect(lambda *args: progress.append(args))
+    text_engine.result.connect(lambda job_id, outcome: finished.append(job_id))
+    slow = start_slow_job(qtbot, text_engine, tiny_models, slow_question)
+    with qtbot.waitSignal(text_engine.cancelled, timeout=WAIT_MS, check_params_cb=for_job([slow])):
+        text_engine.cancel(slow)
+    read = [(done, total) for job, done, total, message in progress if job == slow and message.startswith("reading")]
+    total = read[0][1]
+    assert total > 20_000  # the input really is slow: tens of thousands of windows
+    # the model reported every window it read; it stopped well short of the last one
+    assert max(done for done, _ in read) < total
+    assert slow not in finished
+
+    _, outcome = run_job(qtbot, text_engine, cpu("text-classification", tiny_models["text-classification"]), SHORT_TEXT)
+    assert outcome.result.to_json() == engine_tasks["text-classification"].run(SHORT_TEXT).to_json()
 
 
-def test_waiting_jobs_are_cancelled_at_once_and_replaced_by_newer_ones(qtbot, fake_engine):
-    cancelled, results = [], []
-    fake_engine.cancelled.connect(cancelled.append)
-    fake_engine.result.connect(lambda job_id, outcome: results.append(outcome.result.echo))
-    slow = fake_engine.run(SPEC, "slow", {})
-    waiting = fake_engine.run(SPEC, "waiting", {})
-    first = fake_engine.run(SPEC, "frame 1", {}, key="live")
-    second = fake_engine.run(SPEC, "frame 2", {}, key="live")
-    fake_engine.cancel(waiting)
+def test_waiting_jobs_are_cancelled_at_once_and_replaced_by_newer_ones(
+    qtbot, text_engine, tiny_models, engine_tasks, slow_question
+):
+    cancelled, results = [], {}
+    text_engine.cancelled.connect(cancelled.append)
+    text_engine.result.connect(lambda job_id, outcome: results.__setitem__(job_id, outcome))
+    text, options = slow_question
+    classify = cpu("text-classification", tiny_models["text-classification"])
+    slow = text_engine.run(cpu("question-answering", tiny_models["question-answering"]), text, options)
+    waiting = text_engine.run(classify, "the waiting job", {})
+    first = text_engine.run(classify, "frame 1 of the library", {}, key="live")
+    second = text_engine.run(classify, "frame 2 of the library", {}, key="live")
+    text_engine.cancel(waiting)
     qtbot.waitUntil(lambda: {waiting, first} <= set(cancelled), timeout=WAIT_MS)
-    assert slow not in cancelled  # still running
-    fake_engine.cancel(slow)
-    qtbot.waitUntil(lambda: results == ["frame 2"], timeout=WAIT_MS)
+    assert slow not in cancelled and slow not in results  # still running
+    text_engine.cancel(slow)
+    qtbot.waitUntil(lambda: list(results) == [second], timeout=WAIT_MS)
+    assert slow in cancelled  # the worker answered the slow job before it took the next one
     assert second not in cancelled
+    expected = engine_tasks["text-classification"].run("frame 2 of the library")
+    assert results[second].result.to_json() == expected.to_json()
 
 
 @pytest.mark.parametrize(
-    ("spec", "input", "kind", "words"),
+    ("ref", "input", "kind", "words"),
     [
-        (SPEC, "bad", "InputError", "bad on purpose"),
-        (SPEC, "bug", "internal", "RuntimeError: a bug on purpose"),
-        (ModelSpec("fake", "nobody/missing", "cpu", "fp32"), "x", "ModelUnavailable", "nobody/missing"),
+        ("tiny", "", "InputError", "the text is empty"),
+        # a lone surrogate (half of an emoji, say) is a str the tokenizer cannot take
+        ("tiny", "a broken \ud83d emoji", "internal", "internal error (TypeError"),
+        ("nobody/missing", SHORT_TEXT, "ModelUnavailable", "nobody/missing"),
+        ("wrong_architecture", SHORT_TEXT, "CheckpointError", "gpt2"),
+        ("corrupt_checkpoint", SHORT_TEXT, "CheckpointError", "corrupt or truncated"),
     ],
+    ids=["empty-text", "lone-surrogate", "not-cached-offline", "wrong-architecture", "corrupt-weights"],
 )
-def test_a_failing_job_reports_its_message_and_the_next_job_runs(qtbot, fake_engine, spec, input, kind, words):
+def test_a_failing_job_reports_its_message_and_the_next_job_runs(
+    qtbot, request, text_engine, tiny_models, engine_tasks, ref, input, kind, words
+):
+    if ref == "tiny":
+        ref = tiny_models["text-classification"]
+    elif ref in ("wrong_architecture", "corrupt_checkpoint"):
+        ref = request.getfixturevalue(ref)
     box = [None]
-    with qtbot.waitSignal(fake_engine.failed, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
-        box[0] = fake_engine.run(spec, input, {})
+    with qtbot.waitSignal(text_engine.failed, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
+        box[0] = text_engine.run(cpu("text-classification", ref), input, {})
     assert blocker.args[1] == kind
     assert words in blocker.args[2]
-    assert run_job(qtbot, fake_engine, "fine").result.echo == "fine"
+
+    _, outcome = run_job(qtbot, text_engine, cpu("text-classification", tiny_models["text-classification"]), "fine")
+    assert outcome.result.to_json() == engine_tasks["text-classification"].run("fine").to_json()
 
 
-def test_the_ui_thread_keeps_turning_while_a_slow_job_runs(qtbot, fake_engine):
-    """A QTimer in the UI thread measures the longest gap between its ticks."""
+def test_the_ui_thread_keeps_turning_while_a_slow_job_runs(qtbot, text_engine, tiny_models, slow_question):
+    """A QTimer in the UI thread measures the longest gap between its ticks while the model reads
+    windows. (Measured from the first window: the tokenizer holds the GIL while it cuts the whole
+    text into windows, a pause of its own that is not the worker's to hide.)"""
     ticks: list[float] = []
     probe = QTimer()
     probe.setInterval(5)
     probe.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    box = [None]
+    slow = start_slow_job(qtbot, text_engine, tiny_models, slow_question)
     probe.start()
-    with qtbot.waitSignal(fake_engine.started, timeout=WAIT_MS, check_params_cb=for_job(box)):
-        box[0] = fake_engine.run(SPEC, "slow", {})
-    qtbot.waitUntil(lambda: len(ticks) > 2 and ticks[-1] - ticks[0] > 1.5, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(ticks) > 2 and ticks[-1] - ticks[0] > 1.0, timeout=WAIT_MS)
     probe.stop()
-    with qtbot.waitSignal(fake_engine.cancelled, timeout=WAIT_MS, check_params_cb=for_job(box)):
-        fake_engine.cancel(box[0])
+    with qtbot.waitSignal(text_engine.cancelled, timeout=WAIT_MS, check_params_cb=for_job([slow])):
+        text_engine.cancel(slow)
     longest = max(b - a for a, b in zip(ticks, ticks[1:]))
     assert longest < 0.1, f"the UI stalled for {longest * 1000:.0f} ms"
 
 
-def test_stop_ends_the_thread_even_with_a_job_running(qtbot, loader):
-    engine = Engine((), loader=loader)
+def test_stop_ends_the_thread_even_with_a_job_running(qtbot, tiny_models, slow_question):
+    engine = Engine(TEXT_TASKS)
     with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
         engine.start()
-    with qtbot.waitSignal(engine.started, timeout=WAIT_MS):
-        engine.run(SPEC, "slow", {})
+    start_slow_job(qtbot, engine, tiny_models, slow_question)
     began = time.monotonic()
     stop_engine(engine)
     assert time.monotonic() - began < 5
