@@ -127,7 +127,12 @@ def load_model(
                 f"{key} has shape {tuple(value.shape)} in the checkpoint but the config "
                 f"implies {tuple(want.shape)}"
             )
-        cast = dtype if value.is_floating_point() and want.is_floating_point() else value.dtype
+        if want.is_floating_point() != value.is_floating_point():
+            raise CheckpointError(
+                f"{key} holds {value.dtype} values in the checkpoint where the model expects "
+                f"{'floating-point' if want.is_floating_point() else 'integer'} ones"
+            )
+        cast = dtype if value.is_floating_point() else value.dtype
         state[key] = value.to(device=device, dtype=cast)
     model.load_state_dict(state, strict=True, assign=True)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]

@@ -16,6 +16,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from engine.errors import InputError
+from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
 
@@ -91,6 +92,7 @@ class QuestionAnswering(TextTask):
         found: list[Answer] = []
         null_score = 1e6  # the pipeline's starting value: any real score is lower
         for encoding, (start_logits, end_logits) in zip(windows, logits):
+            check_cancel(hooks.cancel)
             spans, window_null = _best_spans(
                 encoding, self.cls_id, start_logits.numpy(), end_logits.numpy(),
                 opts["top_k"], opts["max_answer_len"],

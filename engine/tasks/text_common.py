@@ -211,6 +211,10 @@ def check_text(text: Any, what: str = "text") -> str:
         raise InputError(f"the {what} must be a string, not {type(text).__name__}")
     if not text.strip():
         raise InputError(f"the {what} is empty" if not text else f"the {what} holds only whitespace")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # half of a UTF-16 pair, e.g. an emoji cut in two
+        raise InputError(f"the {what} holds an invalid character at position {exc.start}") from None
     return text
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from engine.errors import InputError
+from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
 
@@ -113,6 +114,7 @@ class TokenClassification(TextTask):
         logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress)
         entities: list[dict[str, Any]] = []
         for number, (encoding, window_logits) in enumerate(zip(windows, logits)):
+            check_cancel(hooks.cancel)  # grouping a long text's windows takes a while too
             tokens = self._tokens(text, encoding, _softmax(window_logits.numpy()), number * step)
             entities += [
                 e for e in self._aggregate(tokens, strategy) if e["entity"] not in IGNORED_LABELS

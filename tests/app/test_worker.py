@@ -208,7 +208,7 @@ def test_waiting_jobs_are_cancelled_at_once_and_replaced_by_newer_ones(
     [
         ("tiny", "", "InputError", "the text is empty"),
         # a lone surrogate (half of an emoji, say) is a str the tokenizer cannot take
-        ("tiny", "a broken \ud83d emoji", "internal", "internal error (TypeError"),
+        ("tiny", "a broken \ud83d emoji", "InputError", "invalid character at position 9"),
         ("nobody/missing", SHORT_TEXT, "ModelUnavailable", "nobody/missing"),
         ("wrong_architecture", SHORT_TEXT, "CheckpointError", "gpt2"),
         ("corrupt_checkpoint", SHORT_TEXT, "CheckpointError", "corrupt or truncated"),

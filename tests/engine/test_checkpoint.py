@@ -148,6 +148,16 @@ def test_shape_mismatch_names_the_key(tmp_path):
         load_model(Tiny, folder)
 
 
+def test_integer_values_for_a_float_parameter_name_the_key(tmp_path):
+    folder = tmp_path / "ints"
+    write_config(folder)
+    state = reference_state()
+    state["head.weight"] = state["head.weight"].long()
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="head.weight holds torch.int64 values"):
+        load_model(Tiny, folder)
+
+
 def test_half_precision_casts_floating_tensors_only(checkpoint):
     model = load_model(Tiny, checkpoint, dtype=torch.bfloat16)
     assert model.head.weight.dtype == torch.bfloat16

@@ -85,6 +85,12 @@ def test_empty_texts_are_input_errors(folders, text):
         task.run(text)
 
 
+def test_half_of_a_surrogate_pair_is_named_as_an_invalid_character(folders):
+    task = TextClassification.load(folders["distilbert"], device="cpu")
+    with pytest.raises(InputError, match="invalid character at position 4"):
+        task.run("good\ud83d day")
+
+
 def test_info_reports_the_config(folders):
     info = TextClassification.load(folders["distilbert"], device="cpu").info()
     assert info["architecture"] == "DistilBertForSequenceClassification"
