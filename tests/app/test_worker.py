@@ -232,6 +232,24 @@ def test_a_failing_job_reports_its_message_and_the_next_job_runs(
     assert outcome.result.to_json() == engine_tasks["text-classification"].run("fine").to_json()
 
 
+def test_a_bug_in_code_the_worker_runs_is_reported_as_internal_and_the_next_job_runs(
+    qtbot, text_engine, tiny_models, engine_tasks
+):
+    spec = cpu("text-classification", tiny_models["text-classification"])
+
+    def scores_per_label(task, hooks):  # a real call job with a real bug: no label is zero
+        return {label: 1 / 0 for label in task.info()["labels"]}
+
+    box = [None]
+    with qtbot.waitSignal(text_engine.failed, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
+        box[0] = text_engine.call(spec, scores_per_label)
+    assert blocker.args[1] == "internal"
+    assert "ZeroDivisionError" in blocker.args[2]
+
+    _, outcome = run_job(qtbot, text_engine, spec, "fine")
+    assert outcome.result.to_json() == engine_tasks["text-classification"].run("fine").to_json()
+
+
 def test_the_ui_thread_keeps_turning_while_a_slow_job_runs(qtbot, text_engine, tiny_models, slow_question):
     """A QTimer in the UI thread measures the longest gap between its ticks while the model reads
     windows. (Measured from the first window: the tokenizer holds the GIL while it cuts the whole
