@@ -140,7 +140,12 @@ class TextTask(Task):
 
     def encode(self, text: str, pair: str | None = None) -> Encoding:
         """The whole text as one encoding, special tokens included, nothing truncated."""
-        return self.tokenizer.encode(text, pair)
+        return self._encode_one(text, pair)
+
+    def _encode_one(self, text: str, pair: str | None) -> Encoding:
+        # encode_batch gives the same encoding as encode but lets go of the GIL while it works,
+        # so a long text does not freeze the app's window while the worker tokenises it
+        return self.tokenizer.encode_batch([text if pair is None else (text, pair)])[0]
 
     def encode_windows(
         self, text: str, pair: str | None = None, *, max_length: int, stride: int, only_second: bool = False
@@ -152,7 +157,7 @@ class TextTask(Task):
             max_length, stride=stride, strategy="only_second" if only_second else "longest_first"
         )
         try:
-            first = self.tokenizer.encode(text, pair)
+            first = self._encode_one(text, pair)
         except Exception as exc:  # the tokenizer's own explanation of an impossible window
             raise InputError(f"the text cannot be cut into windows of {max_length} tokens: {exc}") from None
         finally:
