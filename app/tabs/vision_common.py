@@ -17,6 +17,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QMainWindow,
     QMenu,
     QPushButton,
     QSplitter,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.annotate import Exported, ExportRequest, ImageExporter
 from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, pictures_from_mime
 from app.tabs.base import TaskTab
 from app.webcam import FrameSource, LiveMode, StillFrames
@@ -73,6 +75,8 @@ class VisionTab(TaskTab):
         self._batch: list[Picture] = []
         self.decoder = PictureDecoder(self)
         self.decoder.decoded.connect(self._on_decoded)
+        self.exporter = ImageExporter(self)
+        self.exporter.done.connect(self._on_exported)
 
         self.view = ImageView()
         self.view.dropped.connect(self.take_mime)
@@ -362,7 +366,8 @@ class VisionTab(TaskTab):
     # ----- export -----------------------------------------------------------------------------
 
     def export_image(self, path: Path | None = None) -> None:
-        """The picture with its overlays as PNG, at the preview's resolution."""
+        """The picture with its overlays as PNG, at the original's resolution (a camera frame as
+        it is). Decoding and painting happen in the exporter's thread; `_on_exported` reports."""
         if self.view.image() is None:
             return
         if path is None:
@@ -370,8 +375,31 @@ class VisionTab(TaskTab):
             if not chosen:
                 return
             path = Path(chosen)
-        if not self.view.render_annotated().save(str(path), "PNG"):
-            self.banner.show_message("error", f"Could not save {path}")
+        picture = self.current
+        if self.live.is_running() or picture is None:
+            source, fallback = self.view.image(), None
+        else:  # pasted pixels stay a QImage until the decoder has made an array of them
+            source = picture.image if picture.image is not None else picture.source
+            fallback = picture.preview
+        self.exporter.request(ExportRequest(Path(path), source, fallback, self.view.overlay()))
+        self._say(f"Saving {Path(path).name}…", 0)
+
+    @Slot(object)
+    def _on_exported(self, outcome: Exported) -> None:
+        """A done export: "Saved …" in the status bar, or the banner when it failed or had to
+        fall back to the preview (which people should not miss)."""
+        saved = f"Saved {outcome.path.name} ({outcome.size.width()}×{outcome.size.height()})"
+        if outcome.error:
+            self.banner.show_message("error", outcome.error)
+        elif outcome.note:
+            self.banner.show_message("warning", f"{saved}: {outcome.note}.")
+        self._say("" if outcome.error or outcome.note else saved, 5000)
+
+    def _say(self, text: str, timeout_ms: int) -> None:
+        """A passing message in the main window's status bar ("" clears it)."""
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(text, timeout_ms)
 
     def export_json(self, path: Path | None = None) -> None:
         """Ctrl+S: the results as JSON, or the annotated image when a .png name is chosen."""

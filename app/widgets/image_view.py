@@ -1,6 +1,7 @@
 """A picture with what a model found drawn over it: boxes labelled in their class's colour, a
 caption, and a badge for live numbers. It takes dropped files and says which box is under the
-mouse, and renders the same overlays onto the picture itself for export."""
+mouse. The overlays are drawn by module functions, so the export (app/annotate.py) paints them
+onto the full-size picture in another thread exactly as the screen shows them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QFont,
+    QFontInfo,
     QFontMetricsF,
     QImage,
     QKeyEvent,
@@ -53,6 +55,125 @@ class Box:
     rect: QRectF
     text: str
     colour: QColor
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What the view draws over a picture, detached from the widget so another thread can
+    paint it: boxes in the pixels of a picture of size `space`, a caption, and the font whose
+    size the overlay scales from (in pixels, so a picture's stored DPI cannot change it)."""
+
+    boxes: tuple[Box, ...]
+    space: QSizeF
+    caption: str
+    font: QFont
+
+
+# An exported picture looks as the view shows it when its long side is this many pixels, so a
+# 4000-pixel photo gets lines and labels four times as thick as a 1000-pixel one.
+EXPORT_REFERENCE_SIDE = 1000
+
+
+def render_overlay(image: QImage, overlay: Overlay) -> QImage:
+    """A copy of `image` with `overlay` drawn at a size relative to the picture, every box alike.
+    Only QImage and QPainter: safe outside the GUI thread. `image` itself is left alone."""
+    keeps = (QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied)
+    out = image.copy() if image.format() in keeps else image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    scale = max(1.0, max(out.width(), out.height()) / EXPORT_REFERENCE_SIDE)
+    paint_overlays(painter, overlay, QRectF(out.rect()), scale)
+    painter.end()
+    return out
+
+
+def map_rect(rect: QRectF, space: QSizeF, target: QRectF) -> QRectF:
+    """`rect`, given in the pixels of a picture of size `space`, where that picture fills `target`."""
+    if space.isEmpty():
+        return QRectF()
+    sx, sy = target.width() / space.width(), target.height() / space.height()
+    return QRectF(target.x() + rect.x() * sx, target.y() + rect.y() * sy, rect.width() * sx, rect.height() * sy)
+
+
+def _resized(font: QFont, factor: float) -> QFont:
+    """`font` `factor` times as large, whether its size was set in points or in pixels."""
+    out = QFont(font)
+    if font.pixelSize() > 0:
+        out.setPixelSize(max(1, round(font.pixelSize() * factor)))
+    else:
+        out.setPointSizeF(font.pointSizeF() * factor)
+    return out
+
+
+def paint_overlays(painter: QPainter, overlay: Overlay, target: QRectF, scale: float, highlight: int = -1) -> None:
+    """Boxes, labels and caption of `overlay` over a picture drawn in `target`; `scale` widens
+    lines and fonts, `highlight` is the box the mouse is over (-1 for none)."""
+    boxes = overlay.boxes
+    font = _resized(overlay.font, 0.95 * scale)
+    font.setWeight(QFont.Weight.DemiBold)
+    rects = [map_rect(box.rect, overlay.space, target).intersected(target) for box in boxes]
+    labels = _place_labels(rects, [box.text for box in boxes], font, target)
+    order = [i for i in range(len(boxes)) if i != highlight and not rects[i].isEmpty()]
+    if highlight >= 0:
+        order.append(highlight)  # drawn last, on top of its neighbours
+    for i in order:
+        colour = QColor(boxes[i].colour)
+        dimmed = highlight >= 0 and i != highlight
+        fill = QColor(colour)
+        fill.setAlphaF(0.22 if i == highlight else 0.0 if dimmed else 0.08)
+        if dimmed:
+            colour.setAlphaF(0.35)
+        painter.setBrush(fill)
+        painter.setPen(QPen(colour, (3.5 if i == highlight else 2.0) * scale))
+        painter.drawRoundedRect(rects[i], 3 * scale, 3 * scale)
+    for i in order:  # labels after every box, so no box line crosses a label
+        background = QColor(boxes[i].colour)
+        background.setAlphaF(0.5 if highlight >= 0 and i != highlight else 0.92)
+        draw_pill(painter, labels[i], boxes[i].text, background, font)
+    if overlay.caption:
+        big = _resized(font, 1.25)
+        size = pill_size(overlay.caption, big)
+        corner = QPointF(target.left() + 10 * scale, target.bottom() - 10 * scale - size.height())
+        draw_pill(painter, QRectF(corner, size), overlay.caption, QColor(20, 22, 26, 200), big)
+
+
+def _place_labels(rects: list[QRectF], texts: list[str], font: QFont, bound: QRectF) -> list[QRectF]:
+    """Where each box's label goes: above its top-left corner when that spot is free, else
+    the first free spot among inside the top, above the right end and below the box. Boxes
+    come best first, so the best get the best spots, and the places do not move on hover."""
+    placed: list[QRectF] = []
+    for rect, text in zip(rects, texts):
+        size = pill_size(text, font)
+        w, h = size.width(), size.height()
+        spots = [
+            QPointF(rect.left(), rect.top() - h),
+            QPointF(rect.left(), rect.top()),
+            QPointF(rect.right() - w, rect.top() - h),
+            QPointF(rect.left(), rect.bottom()),
+        ]
+        options = []
+        for spot in spots:
+            x = max(bound.left(), min(spot.x(), bound.right() - w))
+            y = max(bound.top(), min(spot.y(), bound.bottom() - h))
+            options.append(QRectF(QPointF(x, y), size))
+        free = [o for o in options if not any(o.intersects(p) for p in placed)]
+        placed.append(free[0] if free else options[0])
+    return placed
+
+
+def pill_size(text: str, font: QFont) -> QSizeF:
+    metrics = QFontMetricsF(font)
+    pad = metrics.height() * 0.3
+    return QSizeF(metrics.horizontalAdvance(text) + 2 * pad, metrics.height() + pad)
+
+
+def draw_pill(painter: QPainter, rect: QRectF, text: str, background: QColor, font: QFont) -> None:
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(background)
+    painter.drawRoundedRect(rect, rect.height() / 4, rect.height() / 4)
+    painter.setPen(text_colour_on(background) if background.alphaF() > 0.6 else QColor("#ffffff"))
+    painter.setFont(font)
+    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
 
 class ImageView(QWidget):
@@ -167,10 +288,7 @@ class ImageView(QWidget):
         return min(under, key=lambda i: self._boxes[i].rect.width() * self._boxes[i].rect.height(), default=-1)
 
     def _map(self, rect: QRectF, target: QRectF) -> QRectF:
-        if self._space.isEmpty():
-            return QRectF()
-        sx, sy = target.width() / self._space.width(), target.height() / self._space.height()
-        return QRectF(target.x() + rect.x() * sx, target.y() + rect.y() * sy, rect.width() * sx, rect.height() * sy)
+        return map_rect(rect, self._space, target)
 
     # ----- painting ---------------------------------------------------------------------------
 
@@ -183,11 +301,12 @@ class ImageView(QWidget):
         else:
             target = self.image_rect()
             painter.drawImage(target, self._image)
-            self._paint_overlays(painter, target, scale=1.0)
+            overlay = Overlay(tuple(self._boxes), self._space, self._caption, self.font())
+            paint_overlays(painter, overlay, target, scale=1.0, highlight=self._highlight)
             if self._badge:
-                size = self._pill_size(self._badge, self.font())
+                size = pill_size(self._badge, self.font())
                 corner = QPointF(target.right() - 8 - size.width(), target.top() + 8)
-                self._draw_pill(painter, QRectF(corner, size), self._badge, QColor(0, 0, 0, 170), self.font())
+                draw_pill(painter, QRectF(corner, size), self._badge, QColor(0, 0, 0, 170), self.font())
         if self._drag_over:
             pen = QPen(theme.accent(self), 3)
             painter.setPen(pen)
@@ -195,86 +314,13 @@ class ImageView(QWidget):
             painter.drawRoundedRect(QRectF(self.rect()).adjusted(2, 2, -2, -2), 8, 8)
         painter.end()
 
-    def render_annotated(self) -> QImage:
-        """The picture at its preview resolution with the boxes and caption drawn on it."""
-        if self._image is None:
-            return QImage()
-        out = self._image.convertToFormat(QImage.Format.Format_ARGB32)
-        painter = QPainter(out)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        highlight, self._highlight = self._highlight, -1  # an export shows every box alike
-        self._paint_overlays(painter, QRectF(out.rect()), scale=max(1.0, out.width() / 900))
-        self._highlight = highlight
-        painter.end()
-        return out
-
-    def _paint_overlays(self, painter: QPainter, target: QRectF, scale: float) -> None:
+    def overlay(self) -> Overlay:
+        """A copy of what is drawn over the picture, for painting elsewhere (the export). The font
+        is fixed in pixels at its on-screen size: a picture's stored DPI must not resize it."""
         font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 0.95 * scale)
-        font.setWeight(QFont.Weight.DemiBold)
-        rects = [self._map(box.rect, target).intersected(target) for box in self._boxes]
-        labels = self._place_labels(rects, font, target)
-        order = [i for i in range(len(self._boxes)) if i != self._highlight and not rects[i].isEmpty()]
-        if self._highlight >= 0:
-            order.append(self._highlight)  # drawn last, on top of its neighbours
-        for i in order:
-            colour = QColor(self._boxes[i].colour)
-            dimmed = self._highlight >= 0 and i != self._highlight
-            fill = QColor(colour)
-            fill.setAlphaF(0.22 if i == self._highlight else 0.0 if dimmed else 0.08)
-            if dimmed:
-                colour.setAlphaF(0.35)
-            painter.setBrush(fill)
-            painter.setPen(QPen(colour, (3.5 if i == self._highlight else 2.0) * scale))
-            painter.drawRoundedRect(rects[i], 3 * scale, 3 * scale)
-        for i in order:  # labels after every box, so no box line crosses a label
-            background = QColor(self._boxes[i].colour)
-            background.setAlphaF(0.5 if self._highlight >= 0 and i != self._highlight else 0.92)
-            self._draw_pill(painter, labels[i], self._boxes[i].text, background, font)
-        if self._caption:
-            big = QFont(font)
-            big.setPointSizeF(font.pointSizeF() * 1.25)
-            size = self._pill_size(self._caption, big)
-            corner = QPointF(target.left() + 10 * scale, target.bottom() - 10 * scale - size.height())
-            self._draw_pill(painter, QRectF(corner, size), self._caption, QColor(20, 22, 26, 200), big)
-
-    def _place_labels(self, rects: list[QRectF], font: QFont, bound: QRectF) -> list[QRectF]:
-        """Where each box's label goes: above its top-left corner when that spot is free, else
-        the first free spot among inside the top, above the right end and below the box. Boxes
-        come best first, so the best get the best spots, and the places do not move on hover."""
-        placed: list[QRectF] = []
-        for rect, box in zip(rects, self._boxes):
-            size = self._pill_size(box.text, font)
-            w, h = size.width(), size.height()
-            spots = [
-                QPointF(rect.left(), rect.top() - h),
-                QPointF(rect.left(), rect.top()),
-                QPointF(rect.right() - w, rect.top() - h),
-                QPointF(rect.left(), rect.bottom()),
-            ]
-            options = []
-            for spot in spots:
-                x = max(bound.left(), min(spot.x(), bound.right() - w))
-                y = max(bound.top(), min(spot.y(), bound.bottom() - h))
-                options.append(QRectF(QPointF(x, y), size))
-            free = [o for o in options if not any(o.intersects(p) for p in placed)]
-            placed.append(free[0] if free else options[0])
-        return placed
-
-    @staticmethod
-    def _pill_size(text: str, font: QFont) -> QSizeF:
-        metrics = QFontMetricsF(font)
-        pad = metrics.height() * 0.3
-        return QSizeF(metrics.horizontalAdvance(text) + 2 * pad, metrics.height() + pad)
-
-    @staticmethod
-    def _draw_pill(painter: QPainter, rect: QRectF, text: str, background: QColor, font: QFont) -> None:
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(background)
-        painter.drawRoundedRect(rect, rect.height() / 4, rect.height() / 4)
-        painter.setPen(text_colour_on(background) if background.alphaF() > 0.6 else QColor("#ffffff"))
-        painter.setFont(font)
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        font.setPixelSize(QFontInfo(self.font()).pixelSize())
+        boxes = tuple(Box(QRectF(b.rect), b.text, QColor(b.colour)) for b in self._boxes)
+        return Overlay(boxes, QSizeF(self._space), self._caption, font)
 
     def _paint_placeholder(self, painter: QPainter) -> None:
         area = QRectF(self.rect()).adjusted(8, 8, -8, -8)

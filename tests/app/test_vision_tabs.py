@@ -128,7 +128,8 @@ def test_export_writes_the_annotated_picture_as_png(qtbot, window, images, tmp_p
     tab.open_path(images / "street.jpg")
     wait_for_result(qtbot, tab, "street.jpg")
 
-    tab.export_json(tmp_path / "annotated.png")  # Ctrl+S with a .png name saves the picture
+    with qtbot.waitSignal(tab.exporter.done, timeout=WAIT_MS):  # painted and saved in a worker thread
+        tab.export_json(tmp_path / "annotated.png")  # Ctrl+S with a .png name saves the picture
     saved = QImage(str(tmp_path / "annotated.png"))
     plain = tab.current.preview
     assert saved.size() == plain.size()
