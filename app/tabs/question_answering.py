@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph, result_items
-from app.widgets.text_input import TextInput
+from app.tabs.text_common import encoder_paragraph, result_items, text_box
 
 SAMPLE_CONTEXT = (
     "The Analytical Engine was a general-purpose mechanical computer designed by Charles Babbage. "
@@ -49,9 +48,7 @@ class QuestionAnsweringTab(TaskTab):
         self.question.setText(str(self.settings.value("question", "") or ""))
         self.question.textChanged.connect(self._on_question_changed)
         self.question.returnPressed.connect(self.run)
-        self.context = TextInput("The text to search for the answer: type, paste, or drop a .txt file")
-        self.context.textChanged.connect(self._on_context_changed)
-        self.context.file_error.connect(lambda message: self.banner.show_message("error", message))
+        self.context = text_box(self, "The text to search for the answer: type, paste, or drop a .txt file", self._on_context_changed)
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -9,9 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph
+from app.tabs.text_common import encoder_paragraph, text_box
 from app.widgets.score_bars import ScoreBars
-from app.widgets.text_input import TextInput
 
 SAMPLE = (
     "The new library opened on Saturday and the reading rooms were full all afternoon. "
@@ -27,9 +26,7 @@ class TextClassificationTab(TaskTab):
     file_filter = "Text files (*.txt);;All files (*)"
 
     def build_input(self) -> QWidget:
-        self.text = TextInput("Type or paste a text, or drop a .txt file here")
-        self.text.textChanged.connect(self.input_changed)
-        self.text.file_error.connect(lambda message: self.banner.show_message("error", message))
+        self.text = text_box(self, "Type or paste a text, or drop a .txt file here", self.input_changed)
         return self.text
 
     def build_result(self) -> QWidget:

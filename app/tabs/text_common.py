@@ -3,7 +3,10 @@ the engine's character spans."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from app.widgets.text_input import TextInput
 
 _ENCODERS = {
     "bert": (
@@ -45,3 +48,12 @@ def result_items(data: Any) -> list[dict[str, Any]]:
     if data is None:
         return []
     return list(data) if isinstance(data, list) else [data]
+
+
+def text_box(tab: Any, placeholder: str, on_change: Callable[[], None]) -> TextInput:
+    """An editable text box that takes typing, pasting and dropped .txt files; a file it
+    cannot read is reported in `tab`'s banner."""
+    box = TextInput(placeholder)
+    box.textChanged.connect(on_change)
+    box.file_error.connect(lambda message: tab.banner.show_message("error", message))
+    return box

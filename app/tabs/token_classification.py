@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph, entity_type
+from app.tabs.text_common import encoder_paragraph, entity_type, text_box
 from app.widgets.text_input import TextInput
 
 SAMPLE = (
@@ -41,9 +41,7 @@ class TokenClassificationTab(TaskTab):
     file_filter = "Text files (*.txt);;All files (*)"
 
     def build_input(self) -> QWidget:
-        self.text = TextInput("Type or paste a text, or drop a .txt file here")
-        self.text.textChanged.connect(self.input_changed)
-        self.text.file_error.connect(lambda message: self.banner.show_message("error", message))
+        self.text = text_box(self, "Type or paste a text, or drop a .txt file here", self.input_changed)
         return self.text
 
     def build_result(self) -> QWidget:
