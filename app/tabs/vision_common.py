@@ -1,5 +1,6 @@
 """What the vision tabs share: pictures from files, drops, the clipboard and samples; a strip of
-thumbnails to step through; the picture with the model's overlays; live camera mode; export.
+thumbnails to step through; the picture with the model's overlays; live camera mode. Saving
+the picture with its overlays lives in vision_export.py.
 
 A picture runs by itself once it is decoded and the chosen model is loaded, and keeps its result,
 so stepping back through the strip shows it again without another run. Subclasses draw a result
@@ -17,7 +18,6 @@ from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QMainWindow,
     QMenu,
     QPushButton,
     QSplitter,
@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.annotate import Exported, ExportRequest, ImageExporter
+from app.annotate import ImageExporter
 from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, pictures_from_mime
 from app.tabs.base import TaskTab
+from app.tabs.vision_export import ImageExportMixin
 from app.webcam import FrameSource, LiveMode, StillFrames
 from app.widgets.image_view import ImageView
 from app.widgets.thumbnails import ThumbnailStrip
@@ -44,7 +45,7 @@ def sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-class VisionTab(TaskTab):
+class VisionTab(ImageExportMixin, TaskTab):
     """A task tab whose input is a picture or a live camera."""
 
     file_filter = FILE_FILTER
@@ -362,62 +363,6 @@ class VisionTab(TaskTab):
     def hideEvent(self, event: Any) -> None:
         self.stop_live()  # a camera nobody watches should not keep the model busy
         super().hideEvent(event)
-
-    # ----- export -----------------------------------------------------------------------------
-
-    def export_image(self, path: Path | None = None) -> None:
-        """The picture with its overlays as PNG, at the original's resolution (a camera frame as
-        it is). Decoding and painting happen in the exporter's thread; `_on_exported` reports."""
-        if self.view.image() is None:
-            return
-        if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save annotated image", f"{self.task}.png", "PNG image (*.png)")
-            if not chosen:
-                return
-            path = Path(chosen)
-        picture = self.current
-        if self.live.is_running() or picture is None:
-            source, fallback = self.view.image(), None
-        else:  # pasted pixels stay a QImage until the decoder has made an array of them
-            source = picture.image if picture.image is not None else picture.source
-            fallback = picture.preview
-        self.exporter.request(ExportRequest(Path(path), source, fallback, self.view.overlay()))
-        self._say(f"Saving {Path(path).name}…", 0)
-
-    @Slot(object)
-    def _on_exported(self, outcome: Exported) -> None:
-        """A done export: "Saved …" in the status bar, or the banner when it failed or had to
-        fall back to the preview (which people should not miss)."""
-        saved = f"Saved {outcome.path.name} ({outcome.size.width()}×{outcome.size.height()})"
-        if outcome.error:
-            self.banner.show_message("error", outcome.error)
-        elif outcome.note:
-            self.banner.show_message("warning", f"{saved}: {outcome.note}.")
-        self._say("" if outcome.error or outcome.note else saved, 5000)
-
-    def _say(self, text: str, timeout_ms: int) -> None:
-        """A passing message in the main window's status bar ("" clears it)."""
-        window = self.window()
-        if isinstance(window, QMainWindow):
-            window.statusBar().showMessage(text, timeout_ms)
-
-    def export_json(self, path: Path | None = None) -> None:
-        """Ctrl+S: the results as JSON, or the annotated image when a .png name is chosen."""
-        if path is None:
-            if self.last_outcome is None:
-                return
-            chosen, kind = QFileDialog.getSaveFileName(
-                self, "Save result", f"{self.task}.json", "JSON (*.json);;Annotated image (*.png)"
-            )
-            if not chosen:
-                return
-            path = Path(chosen)
-            if kind.startswith("Annotated") and path.suffix.lower() != ".png":
-                path = path.with_suffix(".png")
-        if Path(path).suffix.lower() == ".png":
-            self.export_image(Path(path))
-        else:
-            super().export_json(Path(path))
 
     def _update_actions(self) -> None:
         super()._update_actions()
