@@ -1,14 +1,22 @@
 """Where checkpoints come from: a local folder, or a Hub id fetched into the user's standard
-Hugging Face cache. The only module that talks to the Hub; `HF_HUB_OFFLINE=1` is honoured."""
+Hugging Face cache. The only module that talks to the Hub; `HF_HUB_OFFLINE=1` is honoured.
+
+A cached snapshot with a config and weights is used without a download. If it lacks some of
+the task's extra files (a model fetched once by `from_pretrained` has no tokenizer), those are
+fetched into it; a file the Hub says the repo does not have is remembered in the cache, so the
+next load asks nothing. Offline, or with the Hub out of reach, the snapshot is used as it is."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import Cancelled, CheckpointError, ModelUnavailable
-from engine.runtime import CancelFlag
+
+if TYPE_CHECKING:
+    from engine.runtime import CancelFlag  # only for annotations: engine.runtime imports torch
 
 #: `on_progress(done, total, message)`: bytes (or steps) done, the total when known.
 ProgressFn = Callable[[int, "int | None", str], None]
@@ -42,7 +50,7 @@ def fetch(
         raise CheckpointError(f"{ref!r} is neither a folder nor a Hugging Face model id")
     cached = _cached_snapshot(ref)
     if cached is not None:
-        return cached
+        return _top_up(ref, cached, tuple(extra_files), on_progress, cancel)
     return _download(ref, tuple(extra_files), on_progress, cancel)
 
 
@@ -59,56 +67,130 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return None
 
 
+def _top_up(
+    repo_id: str,
+    snapshot: Path,
+    extra_files: tuple[str, ...],
+    on_progress: ProgressFn | None,
+    cancel: CancelFlag | None,
+) -> Path:
+    """`snapshot` with the extra files it lacks fetched into it, where the Hub can be asked.
+    Offline or out of reach, the snapshot as it is: the task then names what it misses."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    commit = snapshot.name  # snapshot folders are named by commit: fetch files of that one
+    # The cache answers a path, a marker that the Hub said "no such file", or None: never asked.
+    unknown = [
+        f for f in extra_files if try_to_load_from_cache(repo_id, f, revision=commit) is None
+    ]
+    if not unknown or constants.HF_HUB_OFFLINE:
+        return snapshot
+    try:
+        sizes = _list_repo(repo_id, commit)  # one request, no retries: is the Hub there at all?
+    except ModelUnavailable:
+        return snapshot
+    total = sum(sizes.get(name) or 0 for name in unknown)
+    transfer = _Transfer(repo_id, commit, total, on_progress, cancel)
+    for name in unknown:
+        try:
+            transfer.get(name)
+        except Cancelled:
+            raise
+        except Exception:  # the Hub went away or refused: asking for the rest would only wait
+            break
+    return snapshot
+
+
 def _download(
     repo_id: str,
     extra_files: tuple[str, ...],
     on_progress: ProgressFn | None,
     cancel: CancelFlag | None,
 ) -> Path:
-    from huggingface_hub import hf_hub_download
-
     sizes = _list_repo(repo_id)
-    wanted = ["config.json", *_pick_weights(repo_id, sizes), *(f for f in extra_files if f in sizes)]
-    total = sum(sizes.get(f) or 0 for f in wanted)
-    done = 0
+    weights = _pick_weights(repo_id, sizes)
+    total = sum(sizes.get(f) or 0 for f in ("config.json", weights, *extra_files))
+    transfer = _Transfer(repo_id, None, total, on_progress, cancel)
 
-    def report(n: int) -> None:
-        nonlocal done
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("download cancelled")
-        done += n
-        if on_progress is not None:
-            on_progress(done, total or None, f"downloading {repo_id}")
-
-    bar = _progress_bar_class(report)
-
-    def get(name: str) -> Path:
-        report(0)
+    def get(name: str) -> Path | None:
         try:
-            return Path(hf_hub_download(repo_id, name, tqdm_class=bar))
+            return transfer.get(name)
         except Cancelled:
             raise
         except Exception as exc:
             raise ModelUnavailable(f"downloading {name} of {repo_id} failed: {exc}") from None
 
-    folder = get("config.json").parent
-    for name in wanted[1:]:
+    def need(name: str) -> Path:
         path = get(name)
-        if name.endswith(".index.json"):  # sharded: fetch the shards the index names
-            shards = _shards(path)
-            total += sum(sizes.get(s) or 0 for s in shards)
-            for shard in shards:
-                get(shard)
+        if path is None:
+            raise ModelUnavailable(f"{repo_id} has no {name} on the Hugging Face Hub")
+        return path
+
+    folder = need("config.json").parent
+    weights_path = need(weights)
+    if weights.endswith(".index.json"):  # sharded: fetch the shards the index names
+        shards = _shards(weights_path)
+        transfer.total += sum(sizes.get(s) or 0 for s in shards)
+        for shard in shards:
+            need(shard)
+    for name in extra_files:
+        # asked even when the listing lacks it: the Hub's "no such file" is then cached, and
+        # the next load finds nothing left to ask
+        get(name)
     return folder
 
 
-def _list_repo(repo_id: str) -> dict[str, int | None]:
+class _Transfer:
+    """`hf_hub_download` calls for one repo whose bytes add up to one running total for
+    `on_progress`; raises `Cancelled` as soon as the flag is set, between files or within one."""
+
+    def __init__(
+        self,
+        repo_id: str,
+        revision: str | None,
+        total: int,
+        on_progress: ProgressFn | None,
+        cancel: CancelFlag | None,
+    ) -> None:
+        self.repo_id = repo_id
+        self.revision = revision
+        self.total = total
+        self.done = 0
+        self._on_progress = on_progress
+        self._cancel = cancel
+        self._bar = _progress_bar_class(self._report)
+
+    def get(self, name: str) -> Path | None:
+        """The cached path of `name`, None when the Hub says the repo has no such file (the
+        cache then remembers it, and asking again costs no request)."""
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+
+        self._report(0)
+        try:
+            path = hf_hub_download(self.repo_id, name, revision=self.revision, tqdm_class=self._bar)
+        except RemoteEntryNotFoundError:
+            return None
+        return Path(path)
+
+    def _report(self, n: int) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("download cancelled")
+        self.done += n
+        if self._on_progress is not None:
+            self._on_progress(self.done, self.total or None, f"downloading {self.repo_id}")
+
+
+def _list_repo(repo_id: str, revision: str | None = None) -> dict[str, int | None]:
     """File name -> size in bytes for the files of a Hub model, or a clear `ModelUnavailable`."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     try:
-        info = HfApi().model_info(repo_id, files_metadata=True)
+        # without a timeout, a connection nobody answers would hang the load for good
+        info = HfApi().model_info(
+            repo_id, revision=revision, files_metadata=True, timeout=constants.HF_HUB_ETAG_TIMEOUT
+        )
     except GatedRepoError:
         raise ModelUnavailable(
             f"{repo_id} is gated: accept its licence on the Hub and log in with `hf auth login`"
@@ -124,10 +206,10 @@ def _list_repo(repo_id: str) -> dict[str, int | None]:
     return {s.rfilename: s.size for s in info.siblings or ()}
 
 
-def _pick_weights(repo_id: str, sizes: dict[str, int | None]) -> list[str]:
+def _pick_weights(repo_id: str, sizes: dict[str, int | None]) -> str:
     for name in WEIGHT_FILES:
         if name in sizes:
-            return [name]
+            return name
     raise ModelUnavailable(f"{repo_id} has no PyTorch weights (model.safetensors or pytorch_model.bin)")
 
 
