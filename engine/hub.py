@@ -134,9 +134,17 @@ def _download(
         for shard in shards:
             need(shard)
     for name in extra_files:
-        # asked even when the listing lacks it: the Hub's "no such file" is then cached, and
-        # the next load finds nothing left to ask
-        get(name)
+        if name in sizes:
+            get(name)
+            continue
+        # asked even though the listing lacks it: the Hub's "no such file" is then cached, and
+        # the next load finds nothing left to ask. Only a courtesy, so a failure is no failure.
+        try:
+            transfer.get(name)
+        except Cancelled:
+            raise
+        except Exception:
+            pass
     return folder
 
 
