@@ -22,7 +22,6 @@ from engine.tasks.base import Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
-IGNORED_LABELS = ("O",)
 
 
 @dataclass
@@ -83,12 +82,21 @@ class TokenClassification(TextTask):
             STRATEGIES,
         ),
         Option("stride", int, 128, "tokens shared by neighbouring windows on texts longer than the model reads at once"),
+        Option(
+            "ignore_labels",
+            str,
+            "O",
+            "labels left out of the result, separated by commas; empty keeps every label, O included",
+        ),
     )
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Entities:
         hooks = hooks or Hooks()
+        if isinstance(options.get("ignore_labels"), (list, tuple, set)):  # as the pipeline takes it
+            options = {**options, "ignore_labels": ",".join(options["ignore_labels"])}
         opts = self.resolve_options(options)
         strategy, stride = opts["aggregation_strategy"], opts["stride"]
+        ignored = {label.strip() for label in opts["ignore_labels"].split(",") if label.strip()}
         if stride < 0:
             raise InputError("--stride must be 0 or more")
         text = check_text(input)
@@ -117,7 +125,7 @@ class TokenClassification(TextTask):
             check_cancel(hooks.cancel)  # grouping a long text's windows takes a while too
             tokens = self._tokens(text, encoding, _softmax(window_logits.numpy()), number * step)
             entities += [
-                e for e in self._aggregate(tokens, strategy) if e["entity"] not in IGNORED_LABELS
+                e for e in self._aggregate(tokens, strategy) if e["entity"] not in ignored
             ]
         if len(windows) > 1:
             entities = _merge_overlaps(entities)

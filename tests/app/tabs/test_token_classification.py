@@ -48,6 +48,18 @@ def test_aggregation_none_lists_every_token_label(qtbot, window, tiny_models):
     assert all(row[1][:2] in ("B-", "I-") for row in tab.entity_rows())
 
 
+def test_the_ignore_labels_box_leaves_those_labels_out(qtbot, window, tiny_models):
+    tab = shown_tab(qtbot, window, TASK)
+    tab.text.setPlainText(TEXT)
+    run_and_wait(qtbot, tab)
+    assert "LOC" in {row[1] for row in tab.entity_rows()}
+    tab.options_form.widget("ignore_labels").setText("O, LOC")
+    run_and_wait(qtbot, tab)
+    expected = engine_result(TASK, tiny_models[TASK], TEXT, aggregation_strategy="simple", ignore_labels="O,LOC")
+    assert tab.entity_rows() == shown_rows(expected.to_json())
+    assert "LOC" not in {row[1] for row in tab.entity_rows()}
+
+
 def test_spans_stay_on_their_characters_after_emoji(qtbot, window, tiny_models):
     """Qt counts emoji as two positions, Python as one: highlights must not drift."""
     text = "😀😀 Ada Lovelace 🎉 visited London 😀 with Charles Babbage."

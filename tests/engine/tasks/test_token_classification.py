@@ -82,10 +82,11 @@ def test_the_texts_exercise_grouping(loaded):
 
 
 @pytest.mark.parametrize("strategy", ["simple", "first", "average", "max"])
-def test_long_texts_match_the_pipeline_with_a_stride(loaded, strategy):
+@pytest.mark.parametrize("ignored", ["O", ""])
+def test_long_texts_match_the_pipeline_with_a_stride(loaded, strategy, ignored):
     task, oracle = loaded["bert"]
-    expected = oracle(LONG_TEXT, aggregation_strategy=strategy, stride=16)
-    result = task.run(LONG_TEXT, aggregation_strategy=strategy, stride=16)
+    expected = oracle(LONG_TEXT, aggregation_strategy=strategy, stride=16, ignore_labels=[ignored] if ignored else [])
+    result = task.run(LONG_TEXT, aggregation_strategy=strategy, stride=16, ignore_labels=ignored)
     assert result.windows > 3
     assert any("windows" in w for w in result.warnings)
     _assert_same(result.to_json(), expected, strategy)
@@ -155,3 +156,22 @@ def test_cancelling_stops_between_windows(loaded):
     stop.set()
     with pytest.raises(Cancelled):
         task.run(LONG_TEXT, hooks=Hooks(cancel=stop))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("ignored", [[], ["O", "B-PER"], ["PER", "LOC"]])
+def test_ignore_labels_match_the_pipeline(loaded, strategy, ignored):
+    task, oracle = loaded["bert"]
+    for text in TEXTS[:3]:
+        expected = oracle(text, aggregation_strategy=strategy, ignore_labels=ignored)
+        as_list = task.run(text, aggregation_strategy=strategy, ignore_labels=ignored).to_json()
+        as_text = task.run(text, aggregation_strategy=strategy, ignore_labels=", ".join(ignored)).to_json()
+        _assert_same(as_list, expected, f"{strategy} {ignored}: {text}")
+        assert as_text == as_list
+
+
+def test_an_empty_ignore_list_keeps_the_o_tokens(loaded):
+    task, _ = loaded["bert"]
+    every = task.run(TEXTS[0], aggregation_strategy="none", ignore_labels="").entities
+    assert any(e.label == "O" for e in every)
+    assert len(every) == len(task.tokenizer.encode(TEXTS[0]).ids) - 2  # every token but [CLS], [SEP]
