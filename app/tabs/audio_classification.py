@@ -7,14 +7,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QLabel, QWidget
 
 from app.live_audio import ClassificationSession, LiveLabels
 from app.tabs.audio_common import AudioTab, encoder_paragraph
 from app.widgets.audio_file_input import clock
 from app.widgets.label_history import LabelHistory
-from app.widgets.score_bars import ScoreBars
+from app.widgets.score_bars import ScoresPanel
 
 LIVE_WINDOW_S = 1.0
 HISTORY = 12
@@ -31,20 +31,15 @@ class AudioClassificationTab(AudioTab):
     options_in_live = True
 
     def build_result(self) -> QWidget:
-        self.summary = QLabel("Run the model on a clip, or listen live, to see its labels.")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.bars = ScoreBars()
+        holder = ScoresPanel()
+        self.summary, self.bars = holder.summary, holder.bars
+        self.summary.setText("Run the model on a clip, or listen live, to see its labels.")
         self.history_title = QLabel("Recent windows")
         self.history_title.setObjectName("sectionLabel")
         self.history = LabelHistory(HISTORY)
         self.live_info = QLabel()
         self.live_info.setObjectName("hint")
-        holder = QWidget()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.bars)
+        layout = holder.layout()
         layout.addSpacing(8)
         layout.addWidget(self.history_title)
         layout.addWidget(self.history)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.tabs.vision_common import VisionTab
-from app.widgets.score_bars import ScoreBars
+from app.widgets.score_bars import ScoresPanel
 from app.worker import Outcome
 
 _VIT = (
@@ -45,16 +44,9 @@ class ImageClassificationTab(VisionTab):
     sample = "still_life.jpg"
 
     def build_result(self) -> QWidget:
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.bars = ScoreBars()
-        holder = QWidget()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.bars)
-        layout.addStretch(1)
+        holder = ScoresPanel()
+        self.summary, self.bars = holder.summary, holder.bars
+        holder.layout().addStretch(1)
         self.clear_outcome()
         return holder
 

@@ -10,12 +10,9 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSlider,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -23,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.tabs.vision_common import VisionTab
 from app.widgets.image_view import Box, class_colour
+from app.widgets.tab_parts import results_table
 from app.worker import Outcome
 
 COLUMNS = ("Object", "Score", "Box (x0, y0, x1, y1)")
@@ -68,19 +66,9 @@ class ObjectDetectionTab(VisionTab):
         self.summary = QLabel()
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table = results_table(COLUMNS)
         self.table.setMouseTracking(True)
         self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellEntered.connect(lambda row, _col: self._highlight(row, from_table=True))
         self.table.viewport().installEventFilter(self)
         self.view.hovered.connect(lambda index: self._highlight(index, from_table=False))

@@ -9,11 +9,8 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -22,6 +19,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.tabs.base import TaskTab
 from app.tabs.text_common import encoder_paragraph, result_items, text_box
+from app.widgets.tab_parts import results_table
 
 SAMPLE_CONTEXT = (
     "The Analytical Engine was a general-purpose mechanical computer designed by Charles Babbage. "
@@ -67,17 +65,7 @@ class QuestionAnsweringTab(TaskTab):
         self.answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.answer.setText("<span style='color:gray'>Ask a question and run the model to see its answers.</span>")
         self.answer.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = results_table(COLUMNS)
         self.table.currentCellChanged.connect(lambda row, *_: self.reveal_answer(row))
         self.hint = QLabel("Select an answer to find it in the text.")
         self.hint.setObjectName("hint")

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QWidget
 
 from app.tabs.base import TaskTab
 from app.tabs.text_common import encoder_paragraph, text_box
-from app.widgets.score_bars import ScoreBars
+from app.widgets.score_bars import ScoresPanel
 
 SAMPLE = (
     "The new library opened on Saturday and the reading rooms were full all afternoon. "
@@ -30,16 +30,9 @@ class TextClassificationTab(TaskTab):
         return self.text
 
     def build_result(self) -> QWidget:
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.bars = ScoreBars()
-        holder = QWidget()
-        layout = QVBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.bars)
-        layout.addStretch(1)
+        holder = ScoresPanel()
+        self.summary, self.bars = holder.summary, holder.bars
+        holder.layout().addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)

@@ -1,10 +1,11 @@
-"""Scores as horizontal bars, one row per label: for classification results of any modality."""
+"""Scores as horizontal bars, one row per label, and the panel that puts a sentence on the best
+label above them: for classification results of any modality."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app import theme
 
@@ -69,3 +70,18 @@ class ScoreBars(QWidget):
                 f"{100 * score:.1f} %",
             )
         painter.end()
+
+
+class ScoresPanel(QWidget):
+    """`summary` (rich text on the best label) above `bars`; a tab may add more to `layout()`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.bars = ScoreBars()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.bars)

@@ -1,8 +1,17 @@
-"""The two button rows every tab has: Run/Cancel under the input, Copy/Save above the result."""
+"""Parts the tabs share: the two button rows every tab has (Run/Cancel under the input,
+Copy/Save above the result), and the read-only table of results several tabs list."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QWidget,
+)
 
 
 class RunBar(QWidget):
@@ -40,3 +49,20 @@ class ResultHeader(QWidget):
         layout.addWidget(title, 1)
         layout.addWidget(self.copy_button)
         layout.addWidget(self.save_button)
+
+
+def results_table(columns: tuple[str, ...]) -> QTableWidget:
+    """A read-only table, one result a row, picked a whole row at a time: the first column
+    takes the spare width, the others fit their contents."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setAlternatingRowColors(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for column in range(1, len(columns)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    return table

@@ -18,7 +18,6 @@ from engine.errors import CheckpointError, InputError
 from engine.image import (
     BICUBIC,
     BILINEAR,
-    ImageProcessorConfig,
     ImageSource,
     load_image,
     preprocess,

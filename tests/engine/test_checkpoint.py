@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.checkpoint import load_model, match_prefix, read_state_dict
+from engine.checkpoint import load_model, match_prefix
 from engine.errors import CheckpointError
 from engine.tasks.base import require_architecture
 
