@@ -148,16 +148,17 @@ def stop_engine(engine) -> None:
     assert not engine.is_running()
 
 
-def open_window(qtbot, settings, models: dict[str, Path], loader=None):
-    """The main window with the three text tabs, shown, its engine ready; each tab starts on its
-    tiny checkpoint (saved as the tab's model), so no test reaches for the Hub by accident."""
+def open_window(qtbot, settings, models: dict[str, Path], loader=None, tasks: tuple[str, ...] = TEXT_TASKS):
+    """The main window with the tabs of `tasks` (the three text tabs unless told), shown, its
+    engine ready; each tab starts on its tiny checkpoint (saved as the tab's model), so no test
+    reaches for the Hub by accident."""
     from app.tabs import available_tabs
     from app.window import MainWindow
     from app.worker import Engine, load_engine_task
 
     for task, folder in models.items():
         settings.setValue(f"tabs/{task}/model", str(folder))
-    tab_classes = [cls for cls in available_tabs() if cls.task in TEXT_TASKS]
+    tab_classes = [cls for cls in available_tabs() if cls.task in tasks]
     engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
     win = MainWindow(engine, settings, tab_classes)
     qtbot.addWidget(win)

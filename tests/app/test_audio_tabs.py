@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.audio_input import FileBackend, FileInputStream, SoundDeviceBackend
 from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S
-from tests.app.conftest import stop_engine
+from tests.app.conftest import close_window, open_window
 from tests.app.tiny_audio import AUDIO_TASKS, build_audio_models, noise_file, recording
 
 WAIT_MS = 60_000
@@ -60,27 +60,13 @@ def oracle(audio_models):
 
 @pytest.fixture
 def window(qtbot, settings, audio_models):
-    from app.tabs import available_tabs
-    from app.window import MainWindow
-    from app.worker import Engine
-
-    for task, folder in audio_models.items():
-        settings.setValue(f"tabs/{task}/model", str(folder))
-    tab_classes = [cls for cls in available_tabs() if cls.task in AUDIO_TASKS]
-    assert [cls.task for cls in tab_classes] == list(AUDIO_TASKS)
-    engine = Engine([cls.task for cls in tab_classes])
-    win = MainWindow(engine, settings, tab_classes)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
-        engine.start()
-    qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
+    win = open_window(qtbot, settings, audio_models, tasks=AUDIO_TASKS)
+    assert [tab.task for tab in win.tabs()] == list(AUDIO_TASKS)
     yield win
     for tab in win.tabs():
         if tab.feeder is not None and tab.feeder.is_running():
             tab.feeder.stop()
-    win.close()
-    stop_engine(engine)
+    close_window(win)
 
 
 def open_tab(qtbot, window, task: str):

@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.app.conftest import stop_engine
+from tests.app import conftest
 from tests.app.vision_models import SAMPLES, build_vision_models
 
 VISION_TASKS = ("image-classification", "object-detection")
@@ -39,29 +39,16 @@ def images(tmp_path_factory):
 
 
 def open_window(qtbot, settings, models, loader=None, tasks=VISION_TASKS):
-    from app.tabs import available_tabs
-    from app.window import MainWindow
-    from app.worker import Engine, load_engine_task
-
-    for task in VISION_TASKS:
-        settings.setValue(f"tabs/{task}/model", str(models[task]))
-    tab_classes = [cls for cls in available_tabs() if cls.task in tasks]
-    engine = Engine([cls.task for cls in tab_classes], loader=loader or load_engine_task)
-    win = MainWindow(engine, settings, tab_classes)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
-        engine.start()
-    qtbot.waitUntil(lambda: all(tab.meta is not None for tab in win.tabs()), timeout=10_000)
-    return win, engine
+    """The window with the vision tabs of `tasks`, each on its tiny model, and its engine."""
+    win = conftest.open_window(qtbot, settings, {t: models[t] for t in VISION_TASKS}, loader=loader, tasks=tasks)
+    return win, win.engine
 
 
 @pytest.fixture
 def window(qtbot, settings, vision_models):
-    win, engine = open_window(qtbot, settings, vision_models)
+    win, _ = open_window(qtbot, settings, vision_models)
     yield win
-    win.close()
-    stop_engine(engine)
+    conftest.close_window(win)
 
 
 def tab_of(qtbot, win, task):
