@@ -101,7 +101,7 @@ def test_without_a_camera_the_tab_says_so_and_still_works(qtbot, window, images,
 
 
 def test_the_camera_source_turns_video_frames_into_images(qtbot):
-    multimedia = pytest.importorskip("PySide6.QtMultimedia")
+    multimedia = pytest.importorskip("PySide6.QtMultimedia", exc_type=ImportError)
     from app.webcam import CameraSource
 
     source = CameraSource()
