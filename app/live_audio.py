@@ -65,7 +65,7 @@ class TranscriptionSession:
 
     def _get(self, task: Any) -> Any:
         if self._transcriber is None:
-            from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
+            from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
 
             self._transcriber = LiveTranscriber(
                 task,

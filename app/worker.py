@@ -171,7 +171,7 @@ class EngineWorker(QObject):
         began = time.perf_counter()
         task = self._loader(ModelSpec(spec.task, ref, device, spec.dtype), self._hooks(job))
         model = Loaded(spec, device, spec.dtype, dict(task.info()), time.perf_counter() - began)
-        self._cache[key] = (task, model, _parameter_bytes(task))
+        self._cache[key] = (task, model, task.parameter_bytes())
         self._evict(keep=key)
         return task, model
 
@@ -186,15 +186,6 @@ class EngineWorker(QObject):
             freed = True
         if freed:
             _release_device_memory()
-
-
-def _parameter_bytes(task: Any) -> int:
-    """Bytes held by the torch modules a task object keeps as attributes."""
-    from torch import nn
-
-    modules = [v for v in vars(task).values() if isinstance(v, nn.Module)]
-    tensors = {id(t): t for m in modules for t in [*m.parameters(), *m.buffers()]}
-    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _release_device_memory() -> None:

@@ -124,7 +124,7 @@ def real_time_factor(minutes: float, device: str, with_pipeline: bool) -> dict[s
 def live_lag(seconds: float, device: str, block_s: float = 0.1) -> dict[str, float]:
     """A producer thread delivers `block_s` blocks at real-time pace; the consumer, like the
     app's worker, takes everything queued, feeds it, and notes when partial text is ready."""
-    from engine.streaming import LiveTranscriber
+    from engine.tasks.live_transcription import LiveTranscriber
     from engine.tasks.speech_recognition import SpeechRecognition
 
     task = SpeechRecognition.load(FOLDER, device=device)

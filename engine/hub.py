@@ -30,10 +30,6 @@ WEIGHT_FILES = (
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
-def is_local(ref: str) -> bool:
-    return Path(ref).expanduser().is_dir()
-
-
 def fetch(
     ref: str,
     extra_files: Iterable[str] = (),

@@ -1,7 +1,7 @@
 """Image pre-processing on the model's device (CUDA, MPS): the decoded picture travels as
 uint8 and is resized, cropped, rescaled and normalised there with torch.
 
-The PIL path in `engine.image` stays the reference and the default on the CPU: it matches
+The PIL path in `engine.image_processing` stays the reference and the default on the CPU: it matches
 transformers' PIL processors bit for bit. This path keeps its geometry exactly (the same size
 rules, the same crop windows, the same padding) and its pixel values to within one grey level
 on photographs (two, rarely, where noise is enlarged with bicubic):
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine import image as imaging
+from engine import image_processing as processing
 from engine.errors import InputError
 
 #: "device" forces this path (on any device, the CPU included: tests use it), "pil" forces the
@@ -33,7 +33,7 @@ from engine.errors import InputError
 ENVIRONMENT_VARIABLE = "TASK_STUDIO_IMAGE_PREPROCESS"
 
 _ACCELERATORS = ("cuda", "mps")
-_TORCH_FILTERS = {imaging.BILINEAR: "bilinear", imaging.BICUBIC: "bicubic"}
+_TORCH_FILTERS = {processing.BILINEAR: "bilinear", processing.BICUBIC: "bicubic"}
 
 
 def use_device_path(device: torch.device) -> bool:
@@ -68,7 +68,7 @@ def resize(pixels: torch.Tensor, height: int, width: int, resample: int) -> torc
     `resample` (nearest, bilinear or bicubic) would give them, to within one level."""
     if pixels.shape[-2:] == (height, width):
         return pixels  # PIL leaves such a picture as it is
-    if resample == imaging.NEAREST:
+    if resample == processing.NEAREST:
         rows = _nearest_indices(pixels.shape[-2], height, pixels.device)
         columns = _nearest_indices(pixels.shape[-1], width, pixels.device)
         return pixels.index_select(-2, rows).index_select(-1, columns)
@@ -110,7 +110,7 @@ def _nearest_indices(size: int, new_size: int, device: torch.device) -> torch.Te
 
 def center_crop(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The centre `height` x `width` window of (1, 3, h, w) grey levels, the same window as
-    `engine.image.center_crop`: parts outside the picture are black (level 0)."""
+    `engine.image_processing.center_crop`: parts outside the picture are black (level 0)."""
     h, w = pixels.shape[-2:]
     top, left = (h - height) // 2, (w - width) // 2
     if 0 <= top and 0 <= left:
@@ -123,7 +123,7 @@ def center_crop(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return window
 
 
-def normalize(pixels: torch.Tensor, config: imaging.ImageProcessorConfig) -> torch.Tensor:
+def normalize(pixels: torch.Tensor, config: processing.ImageProcessorConfig) -> torch.Tensor:
     """Rescale and normalise (1, 3, H, W) grey levels in one multiply-add per channel:
     (x * factor - mean) / std = x * (factor / std) - mean / std."""
     factor = config.rescale_factor if config.do_rescale else 1.0
@@ -140,35 +140,35 @@ def normalize(pixels: torch.Tensor, config: imaging.ImageProcessorConfig) -> tor
 
 
 def resize_plan(
-    height: int, width: int, config: imaging.ImageProcessorConfig
+    height: int, width: int, config: processing.ImageProcessorConfig
 ) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """(the resized (height, width), the centre crop ConvNeXT's crop_pct rule adds or None):
-    the sizes `engine.image.resize_for` produces, without touching a pixel."""
+    the sizes `engine.image_processing.resize_for` produces, without touching a pixel."""
     size = config.size
     if config.crop_pct is not None and size.shortest_edge:
         edge = size.shortest_edge
         if edge >= 384:
             return (edge, edge), None
-        return imaging.short_side_size(height, width, int(edge / config.crop_pct)), (edge, edge)
-    return imaging.output_size(height, width, size), None
+        return processing.short_side_size(height, width, int(edge / config.crop_pct)), (edge, edge)
+    return processing.output_size(height, width, size), None
 
 
 def preprocess(
     image: Image.Image,
-    config: imaging.ImageProcessorConfig,
+    config: processing.ImageProcessorConfig,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """(1, 3, H, W) pixel values in `dtype` on `device` for one RGB image: the tensor
-    `engine.image.preprocess` makes, of the same shape, made on the device."""
+    `engine.image_processing.preprocess` makes, of the same shape, made on the device."""
     if image.mode != "RGB":
         raise InputError(f"preprocess expects an RGB image, not mode {image.mode}: use load_image")
     plan = None
     if config.do_resize:
-        if config.resample in _TORCH_FILTERS or config.resample == imaging.NEAREST:
+        if config.resample in _TORCH_FILTERS or config.resample == processing.NEAREST:
             plan = resize_plan(image.height, image.width, config)
         else:
-            image = imaging.resize_for(image, config)  # exact, on the CPU, before the upload
+            image = processing.resize_for(image, config)  # exact, on the CPU, before the upload
     pixels = upload(image, device).permute(2, 0, 1).unsqueeze(0).float()  # (H, W, 3) -> (1, 3, H, W)
     if plan is not None:
         (height, width), crop = plan

@@ -39,7 +39,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str | None) -> torch.dtype:
     """None or "auto" is fp32 on every device; fp16 and bf16 are the user's choice."""
     if name is None or name == "auto":
         return torch.float32

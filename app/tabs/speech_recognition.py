@@ -256,7 +256,7 @@ class SpeechRecognitionTab(AudioTab):
 
     def export_transcript(self, path: Path, format: str | None = None) -> bool:
         from engine.errors import EngineError
-        from engine.subtitles import export  # string formatting only; the engine is loaded by now
+        from engine.tasks.subtitles import export  # string formatting only; the engine is loaded by now
 
         if self.last_outcome is None:
             return False

@@ -17,30 +17,17 @@ import torch
 from engine import audio
 from engine.config import id2label
 from engine.errors import InputError
-from engine.models.wav2vec2 import Wav2Vec2ForSequenceClassification
-from engine.speech import SpeechModel, as_samples
-from engine.tasks.base import Hooks, Option, Result, Task
-
-AudioInput = str | Path | np.ndarray
+from engine.tasks.base import Hooks, Option
+from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function, label_name
+from engine.tasks.speech_common import AudioInput, SpeechTask, as_samples
 
 
-@dataclass
-class Labels(Result):
-    """[{"label", "score"}], best first."""
-
-    labels: list[dict[str, Any]]
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return [dict(item) for item in self.labels]
-
-
-class AudioClassification(Task):
+class AudioClassification(SpeechTask):
     """Wav2Vec2 / HuBERT frames, mean-pooled over the clip and classified."""
 
     name = "audio-classification"
     title = "Audio classification"
-    modality = "audio"
-    input_kind = "audio"
+    head = "audio-classification"
     default_model = "superb/wav2vec2-base-superb-ks"
     suggested_models = ("superb/wav2vec2-base-superb-ks", "superb/hubert-large-superb-er")
     extra_files = ("preprocessor_config.json",)
@@ -48,39 +35,29 @@ class AudioClassification(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.model = SpeechModel(folder, Wav2Vec2ForSequenceClassification, device, dtype)
         labels = id2label(self.config)
-        self.labels = [labels.get(i, f"LABEL_{i}") for i in range(self.model.config.num_labels)]
-        problem = self.config.get("problem_type")
-        # the pipeline's choice: independent sigmoids for multi-label heads, else a softmax
-        self.activation = {"multi_label_classification": "sigmoid", "regression": "none"}.get(problem, "softmax")
-
-    @property
-    def rate(self) -> int:
-        return self.model.rate
+        self.labels = [label_name(labels, i) for i in range(self.model.config.num_labels)]
+        self.activation = default_function(
+            self.config.get("problem_type"), len(self.labels), one_label_sigmoid=False
+        )
 
     def info(self) -> dict[str, Any]:
-        return {**self.model.describe(), "labels": list(self.labels), "head": "mean-pooled frames, linear"}
+        return {**super().info(), "labels": list(self.labels), "head": "mean-pooled frames, linear"}
 
-    def run(self, input: AudioInput, *, hooks: Hooks | None = None, **options: Any) -> Labels:
+    def run(self, input: AudioInput, *, hooks: Hooks | None = None, **options: Any) -> ScoredLabels:
         top_k = self.resolve_options(options)["top_k"]
         samples = audio.load_audio(input, self.rate) if isinstance(input, (str, Path)) else as_samples(input)
         return self.classify(samples, top_k)
 
-    def classify(self, samples: np.ndarray, top_k: int | None = 5) -> Labels:
+    def classify(self, samples: np.ndarray, top_k: int | None = 5) -> ScoredLabels:
         if top_k is not None and top_k < 1:
             raise InputError("--top-k must be at least 1")
-        logits = self.model(samples)
-        if self.activation == "softmax":
-            scores = logits.softmax(-1)
-        elif self.activation == "sigmoid":
-            scores = logits.sigmoid()
-        else:
-            scores = logits
+        scores = apply_function(self.model(samples), self.activation)
         k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
         best = scores.topk(k)
-        return Labels(
-            [{"score": s, "label": self.labels[i]} for s, i in zip(best.values.tolist(), best.indices.tolist())]
+        return ScoredLabels(
+            # score first, as the pipeline orders its keys
+            [LabelScore(score=s, label=self.labels[i]) for s, i in zip(best.values.tolist(), best.indices.tolist())]
         )
 
 
@@ -114,7 +91,7 @@ class RollingClassifier:
         samples = self._resampler.push(audio.to_mono(block))
         self._buffer = np.concatenate([self._buffer, samples])[-self._size :]
 
-    def classify(self) -> Labels | None:
+    def classify(self) -> ScoredLabels | None:
         """The labels of the current window, or None while it is shorter than one frame."""
         if not self.ready:
             return None

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from torch import nn
 
 from engine import hub
+from engine.checkpoint import StateDict, load_model
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
 from engine.runtime import CancelFlag, resolve_device, resolve_dtype
@@ -86,7 +88,7 @@ class Task(ABC):
         """Fetch `ref` (a folder or a Hub id) and build the task's model on `device`."""
         hooks = hooks or Hooks()
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
+        torch_dtype = resolve_dtype(dtype)
         folder = hub.fetch(
             str(ref), cls.extra_files, on_progress=hooks.on_progress, cancel=hooks.cancel
         )
@@ -101,6 +103,22 @@ class Task(ABC):
     def info(self) -> dict[str, Any]:
         """Facts about the loaded model for people (layers, hidden size, labels, ...)."""
         return {"model_type": self.config.get("model_type")}
+
+    def network(self) -> nn.Module:
+        """The torch module holding this task's weights; tasks keep it in `self.model`."""
+        model = getattr(self, "model", None)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{type(self).__name__} keeps no nn.Module in .model: override network()")
+        return model
+
+    def parameter_count(self) -> int:
+        """How many numbers the model learned."""
+        return sum(p.numel() for p in self.network().parameters())
+
+    def parameter_bytes(self) -> int:
+        """Bytes of the model's parameters and buffers: what the app's model cache counts."""
+        tensors = [*self.network().parameters(), *self.network().buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     @classmethod
     def read_input(cls, value: str) -> Any:
@@ -152,8 +170,40 @@ def read_text_argument(value: str) -> str:
     return value
 
 
-def require_architecture(config: dict[str, Any], supported: dict[str, Any], task: str) -> Any:
-    """The entry of `supported` for this checkpoint's `model_type`, or a clear error."""
+Adapt = Callable[[StateDict, set[str]], StateDict]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture as the tasks build it, found by config.json's `model_type`.
+
+    Each modality declares its families once (text_common, vision_common, speech_common):
+    `config` reads config.json (a model file's `Config.from_json`), `heads` maps a head's name
+    to the model class that carries it, `adapt` is the model file's `adapt`, `describe` its
+    How-it-works numbers, and `processor` what the modality's input processing needs to know
+    about this family (None where nothing differs)."""
+
+    title: str
+    config: Callable[[dict[str, Any]], Any]
+    heads: Mapping[str, Callable[..., nn.Module]]
+    adapt: Adapt
+    describe: Callable[[Any], dict[str, Any]]
+    processor: Any = None
+
+    def load(
+        self, head: str, folder: Path, model_config: Any, device: torch.device, dtype: torch.dtype, *args: Any
+    ) -> nn.Module:
+        """The model with `head`, built from `model_config` (and `args`), weights from `folder`."""
+        build = self.heads[head]
+        return load_model(
+            lambda: build(model_config, *args), folder, adapt=self.adapt, device=device, dtype=dtype
+        )
+
+
+def find_family(config: dict[str, Any], families: Mapping[str, Family], head: str, task: str) -> Family:
+    """The family of this checkpoint's `model_type`, when it has `head`; else a clear error
+    that names the model types `task` can run."""
+    supported = {name: family for name, family in families.items() if head in family.heads}
     model_type = config.get("model_type")
     if model_type in supported:
         return supported[model_type]

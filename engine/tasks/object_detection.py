@@ -19,24 +19,14 @@ import torch
 from PIL import Image
 
 from engine import image as imaging
+from engine import image_processing as processing
 from engine import image_device
-from engine.checkpoint import load_model
 from engine.config import id2label
 from engine.errors import InputError
-from engine.models import detr
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Result, Task, require_architecture
-
-#: DetrImageProcessor's own defaults, used under whatever preprocessor_config.json gives.
-DETR_PROCESSOR_DEFAULTS: dict[str, Any] = {
-    "size": {"shortest_edge": 800, "longest_edge": 1333},
-    "max_size": 1333,  # an int `size` without `max_size` is capped at 1333, as transformers does
-    "resample": imaging.BILINEAR,
-    "image_mean": (0.485, 0.456, 0.406),
-    "image_std": (0.229, 0.224, 0.225),
-    "do_pad": True,
-}
-
+from engine.tasks.base import Hooks, Option, Result, Task, find_family
+from engine.tasks.labels import label_name
+from engine.tasks.vision_common import FAMILIES, read_processor
 
 @dataclass
 class Detection:
@@ -92,7 +82,7 @@ def pad_and_mask(pixels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
 
 def preprocess(
     images: Sequence[Image.Image],
-    config: imaging.ImageProcessorConfig,
+    config: processing.ImageProcessorConfig,
     *,
     device: torch.device | None = None,
     dtype: torch.dtype = torch.float32,
@@ -101,8 +91,8 @@ def preprocess(
     as DetrImageProcessor makes them. With `device`, every step runs there with torch
     (`engine.image_device`) and the values come out in `dtype`."""
     if device is None:
-        table = imaging.value_table(config)
-        pixels = [imaging.preprocess(im, config, table) for im in images]
+        table = processing.value_table(config)
+        pixels = [processing.preprocess(im, config, table) for im in images]
     else:
         pixels = [image_device.preprocess(im, config, device, dtype) for im in images]
     if not config.do_pad:
@@ -153,40 +143,23 @@ class ObjectDetection(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        require_architecture(self.config, {"detr": None}, self.name)
-        self.model_config = detr.config_from_dict(self.config)
-        self.model = load_model(
-            lambda: detr.DetrForObjectDetection(self.model_config),
-            self.folder,
-            adapt=detr.adapt,
-            device=device,
-            dtype=dtype,
-        )
+        self.family = find_family(self.config, FAMILIES, self.name, self.name)
+        self.model_config = self.family.config(self.config)
+        self.model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
         self.model.fuse_for_inference()
-        self.processor = imaging.read_processor_config(
-            self.folder, defaults=DETR_PROCESSOR_DEFAULTS, default_to_square=False
-        )
+        self.processor = read_processor(self.folder, self.family)
         self.labels = id2label(self.config)
         self.preprocess_on_device = image_device.use_device_path(device)
 
     def label(self, index: int) -> str:
-        return self.labels.get(index, f"LABEL_{index}")
+        return label_name(self.labels, index)
 
     def info(self) -> dict[str, Any]:
-        c = self.model_config
-        backbone = c.backbone
         return {
             "architecture": "DetrForObjectDetection",
             "model_type": "detr",
-            "backbone": backbone.name or f"ResNet {'-'.join(map(str, backbone.depths))} ({backbone.layer_type})",
-            "backbone_channels": backbone.hidden_sizes[-1],
-            "hidden_size": c.d_model,
-            "encoder_layers": c.encoder_layers,
-            "decoder_layers": c.decoder_layers,
-            "attention_heads": c.encoder_attention_heads,
-            "feed_forward_size": c.encoder_ffn_dim,
-            "queries": c.num_queries,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
+            **self.family.describe(self.model_config),
+            "parameters": self.parameter_count(),
             "input_size": _describe_size(self.processor.size),
             "labels": [self.label(i) for i in sorted(self.labels)],
         }
@@ -223,7 +196,7 @@ class ObjectDetection(Task):
         )
 
 
-def _describe_size(size: imaging.Size) -> str:
+def _describe_size(size: processing.Size) -> str:
     if size.shortest_edge:
         cap = f", long side ≤ {size.longest_edge}" if size.longest_edge else ""
         return f"short side {size.shortest_edge}{cap}"

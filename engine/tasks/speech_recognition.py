@@ -1,7 +1,7 @@
 """Speech recognition with CTC checkpoints (Wav2Vec2, HuBERT): audio file or samples in, text
 with word timings out, shaped like transformers' "automatic-speech-recognition" pipeline.
 
-Long audio is cut into overlapping windows on the pipeline's chunk grid (see engine.speech):
+Long audio is cut into overlapping windows on the pipeline's chunk grid (see engine.tasks.speech_common):
 each window is decoded with context on both sides and only its middle frames are kept, so
 words at the seams come out as a single pass would give them. Files are read and resampled
 block by block, so memory stays at about one window whatever the length.
@@ -20,12 +20,17 @@ import torch
 from engine import audio
 from engine.ctc import CTCVocabulary, Span
 from engine.errors import InputError
-from engine.models.wav2vec2 import Wav2Vec2ForCTC
 from engine.runtime import check_cancel
-from engine.speech import Chunk, SpeechModel, StridedChunker, as_samples, chunk_ids, chunk_sizes
-from engine.tasks.base import Hooks, Option, Result, Task
-
-AudioInput = str | Path | np.ndarray
+from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.speech_common import (
+    AudioInput,
+    Chunk,
+    SpeechTask,
+    StridedChunker,
+    as_samples,
+    chunk_ids,
+    chunk_sizes,
+)
 
 
 @dataclass
@@ -58,13 +63,12 @@ class FrameIds:
         return self.parts[0]
 
 
-class SpeechRecognition(Task):
+class SpeechRecognition(SpeechTask):
     """Wav2Vec2 / HuBERT with a CTC head: greedy decoding of per-frame characters."""
 
     name = "automatic-speech-recognition"
     title = "Speech recognition"
-    modality = "audio"
-    input_kind = "audio"
+    head = "ctc"
     default_model = "facebook/wav2vec2-base-960h"
     suggested_models = (
         "facebook/wav2vec2-base-960h",
@@ -83,15 +87,10 @@ class SpeechRecognition(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.model = SpeechModel(folder, Wav2Vec2ForCTC, device, dtype)
         self.vocabulary = CTCVocabulary.from_folder(folder)
 
-    @property
-    def rate(self) -> int:
-        return self.model.rate
-
     def info(self) -> dict[str, Any]:
-        return {**self.model.describe(), "vocabulary": len(self.vocabulary), "head": "CTC (greedy)"}
+        return {**super().info(), "vocabulary": len(self.vocabulary), "head": "CTC (greedy)"}
 
     def run(self, input: AudioInput, *, hooks: Hooks | None = None, **options: Any) -> Transcript:
         hooks = hooks or Hooks()

@@ -6,29 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from engine.errors import InputError
-from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.base import Hooks, Option
+from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function
 from engine.tasks.text_common import TextTask, check_text, require_tokens
 
 
 @dataclass
-class LabelScore:
-    label: str
-    score: float
-
-
-@dataclass
-class Classification(Result):
+class Classification(ScoredLabels):
     """Every label (or the `top_k` best), best first."""
 
-    labels: list[LabelScore]
-    function: str  # "softmax", "sigmoid" or "none": how logits became scores
-    tokens: int  # tokens the model read, special tokens included
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return [{"label": s.label, "score": s.score} for s in self.labels]
+    function: str = "softmax"  # "softmax", "sigmoid" or "none": how logits became scores
+    tokens: int = 0  # tokens the model read, special tokens included
 
 
 class TextClassification(TextTask):
@@ -60,23 +49,11 @@ class TextClassification(TextTask):
             encoding = self.encode_windows(text, max_length=self.max_length, stride=0)[0]
             warnings.append(f"input truncated to {self.max_length} tokens of {total}")
         (logits,) = self.forward([encoding], cancel=hooks.cancel)
-        function = self.score_function()
-        scores = {"softmax": lambda x: torch.softmax(x, -1), "sigmoid": torch.sigmoid}.get(
-            function, lambda x: x
-        )(logits)
+        function = default_function(self.config.get("problem_type"), len(self.labels))
+        scores = apply_function(logits, function).tolist()
         ranked = sorted(
-            (LabelScore(self.label(i), float(s)) for i, s in enumerate(scores.tolist())),
-            key=lambda s: s.score,
+            (LabelScore(label=self.label(i), score=float(s)) for i, s in enumerate(scores)),
+            key=lambda s: s["score"],
             reverse=True,
         )
-        return Classification(ranked[:top_k], function, len(encoding.ids), warnings=warnings)
-
-    def score_function(self) -> str:
-        """As the pipeline chooses by default: from `problem_type` when the config names it,
-        else a sigmoid for one label and a softmax for several."""
-        problem = self.config.get("problem_type")
-        if problem == "regression":
-            return "none"
-        if problem == "multi_label_classification" or len(self.labels) == 1:
-            return "sigmoid"
-        return "softmax"
+        return Classification(ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings)

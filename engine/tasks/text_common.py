@@ -4,60 +4,25 @@ tokenizer, windows over long inputs, batching, and the facts the app shows about
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from tokenizers import Encoding
-from torch import nn
 
-from engine.checkpoint import StateDict, load_model
 from engine.config import id2label
 from engine.errors import CheckpointError, InputError
 from engine.models import bert, distilbert
 from engine.runtime import CancelFlag, check_cancel
-from engine.tasks.base import Task, require_architecture
+from engine.tasks.base import Family, Task, find_family
+from engine.tasks.labels import label_name
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """How to build one model family and where its sizes live in config.json."""
-
-    config: Any  # a config dataclass with `from_json`
-    heads: dict[str, type[nn.Module]]
-    adapt: Callable[[StateDict, set[str]], StateDict]
-    # info() name -> config.json key
-    sizes: dict[str, str]
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "bert": Architecture(
-        bert.BertConfig,
-        bert.HEADS,
-        bert.adapt_checkpoint,
-        {
-            "layers": "num_hidden_layers",
-            "hidden_size": "hidden_size",
-            "attention_heads": "num_attention_heads",
-            "feed_forward_size": "intermediate_size",
-            "vocabulary_size": "vocab_size",
-            "max_positions": "max_position_embeddings",
-        },
-    ),
-    "distilbert": Architecture(
-        distilbert.DistilBertConfig,
-        distilbert.HEADS,
-        distilbert.adapt_checkpoint,
-        {
-            "layers": "n_layers",
-            "hidden_size": "dim",
-            "attention_heads": "n_heads",
-            "feed_forward_size": "hidden_dim",
-            "vocabulary_size": "vocab_size",
-            "max_positions": "max_position_embeddings",
-        },
+FAMILIES: dict[str, Family] = {
+    "bert": Family("BERT", bert.BertConfig.from_json, bert.HEADS, bert.adapt, bert.describe),
+    "distilbert": Family(
+        "DistilBERT", distilbert.DistilBertConfig.from_json, distilbert.HEADS, distilbert.adapt, distilbert.describe
     ),
 }
 
@@ -82,19 +47,12 @@ class TextTask(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.architecture: Architecture = require_architecture(self.config, ARCHITECTURES, self.name)
-        model_config = self.architecture.config.from_json(self.config)
+        self.family = find_family(self.config, FAMILIES, self.head, self.name)
+        self.model_config = self.family.config(self.config)
         self.labels = id2label(self.config)
         num_labels = 2 if self.head == "question-answering" else len(self.labels) or 2
-        head = self.architecture.heads[self.head]
         try:
-            self.model = load_model(
-                lambda: head(model_config, num_labels),
-                self.folder,
-                adapt=self.architecture.adapt,
-                device=device,
-                dtype=dtype,
-            )
+            self.model = self.family.load(self.head, self.folder, self.model_config, device, dtype, num_labels)
         except CheckpointError as exc:
             raise self._explain_head_mismatch(exc) from None
         self.tokenizer = load_tokenizer(self.folder)
@@ -120,18 +78,16 @@ class TextTask(Task):
         return default if found is None else found
 
     def label(self, index: int) -> str:
-        """The name of label `index`, as transformers names unnamed labels."""
-        return self.labels.get(index, f"LABEL_{index}")
+        return label_name(self.labels, index)
 
     def info(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
             "architecture": (self.config.get("architectures") or [type(self.model).__name__])[0],
             "model_type": self.config.get("model_type"),
         }
-        for name, key in self.architecture.sizes.items():
-            facts[name] = self.config.get(key)
+        facts.update(self.family.describe(self.model_config))
         facts["max_tokens"] = self.max_length
-        facts["parameters"] = sum(p.numel() for p in self.model.parameters())
+        facts["parameters"] = self.parameter_count()
         if self.head != "question-answering":  # a QA head's two outputs are not labels
             facts["labels"] = [self.label(i) for i in sorted(self.labels)]
         return facts

@@ -21,7 +21,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from app.audio_input import FileBackend, FileInputStream, SoundDeviceBackend
-from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S
+from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S
 from tests.app.conftest import close_window, open_window
 from tests.app.tiny_audio import AUDIO_TASKS, build_audio_models, noise_file, recording
 
@@ -141,7 +141,7 @@ def _anchor_cursor(view, index: int) -> QTextCursor | None:
 
 
 def test_exports_txt_srt_vtt_and_json(qtbot, window, clips, oracle, tmp_path):
-    from engine import subtitles
+    from engine.tasks import subtitles
 
     tab = open_tab(qtbot, window, ASR)
     assert not tab.save_button.isEnabled()

@@ -162,6 +162,29 @@ def test_cache_reuses_models_and_drops_the_least_recently_used(qtbot, tiny_model
         stop_engine(engine)
 
 
+def test_the_cache_counts_an_audio_model_by_its_weights_and_evicts_it(qtbot, tiny_models, engine_tasks, tmp_path):
+    from engine import tasks
+    from tests.engine.models.tiny_wav2vec2 import checkpoint
+
+    audio_folder = checkpoint("cls-weighted", tmp_path)
+    audio = tasks.get("audio-classification").load(str(audio_folder), device="cpu")
+    audio_bytes = parameter_bytes(audio.model.module)
+    text_bytes = parameter_bytes(engine_tasks["text-classification"].model)
+    assert audio.parameter_bytes() == audio_bytes > 0
+    # room for either model alone, never for both
+    engine = Engine(("audio-classification", "text-classification"), cache_limit_mb=max(audio_bytes, text_bytes) * 1.5 / 1e6)
+    assert audio_bytes + text_bytes > engine.worker.cache_limit_mb * 1e6
+    with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
+        engine.start()
+    try:
+        for spec in (cpu("audio-classification", audio_folder), cpu("text-classification", tiny_models["text-classification"])):
+            with qtbot.waitSignal(engine.loaded, timeout=WAIT_MS):
+                engine.load(spec)
+        assert [key[0] for key in engine.worker.cached_keys()] == ["text-classification"]
+    finally:
+        stop_engine(engine)
+
+
 def test_cancel_stops_a_running_job_and_the_next_job_runs(qtbot, text_engine, tiny_models, engine_tasks, slow_question):
     progress, finished = [], []
     text_engine.progress.connect(lambda *args: progress.append(args))

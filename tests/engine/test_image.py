@@ -14,6 +14,7 @@ from transformers.image_transforms import get_resize_output_image_size, get_size
 from transformers.image_utils import load_image as hf_load_image
 
 from engine import image as img
+from engine import image_processing as processing
 from engine.errors import CheckpointError, InputError
 from tests.engine.image_samples import SAMPLE_FILES, photo, write_huge_png, write_samples
 
@@ -90,7 +91,7 @@ def processors(tmp_path_factory):
     for name, (cls, data, square) in PROCESSORS.items():
         folder = tmp_path_factory.mktemp(name)
         (folder / "preprocessor_config.json").write_text(json.dumps(data))
-        loaded[name] = (cls.from_pretrained(folder), img.read_processor_config(folder, default_to_square=square))
+        loaded[name] = (cls.from_pretrained(folder), processing.read_processor_config(folder, default_to_square=square))
     return loaded
 
 
@@ -252,7 +253,7 @@ def test_a_large_png_is_refused_before_decoding(samples):
 def assert_same_pixel_values(path: Path, processors, name: str) -> None:
     theirs, ours = processors[name]
     expected = theirs(hf_load_image(str(path)), return_tensors="pt")["pixel_values"]
-    got = img.preprocess(img.load_image(path), ours)
+    got = processing.preprocess(img.load_image(path), ours)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-6)
 
@@ -270,27 +271,27 @@ def test_pixel_values_equal_for_other_processor_variants(samples, processors, na
 
 
 def test_hub_configs_read_as_their_processors_read_them(processors):
-    assert processors["vit-hub"][1].size == img.Size(height=224, width=224)
+    assert processors["vit-hub"][1].size == processing.Size(height=224, width=224)
     convnext = processors["convnext-hub"][1]
-    assert convnext.size == img.Size(shortest_edge=224) and convnext.crop_pct == 0.875
-    assert convnext.resample == img.BICUBIC
+    assert convnext.size == processing.Size(shortest_edge=224) and convnext.crop_pct == 0.875
+    assert convnext.resample == processing.BICUBIC
     detr = processors["detr-hub"][1]
-    assert detr.size == img.Size(shortest_edge=800, longest_edge=1333)
-    assert detr.resample == img.BILINEAR and detr.image_mean == tuple(IMAGENET_MEAN)
+    assert detr.size == processing.Size(shortest_edge=800, longest_edge=1333)
+    assert detr.resample == processing.BILINEAR and detr.image_mean == tuple(IMAGENET_MEAN)
 
 
 def test_config_variants_and_defaults(tmp_path):
-    read = img.ImageProcessorConfig.from_dict
-    assert read({"size": {"height": 32, "width": 48, "shortest_edge": None}}).size == img.Size(height=32, width=48)
-    assert read({"size": 300}, default_to_square=False).size == img.Size(shortest_edge=300)
+    read = processing.ImageProcessorConfig.from_dict
+    assert read({"size": {"height": 32, "width": 48, "shortest_edge": None}}).size == processing.Size(height=32, width=48)
+    assert read({"size": 300}, default_to_square=False).size == processing.Size(shortest_edge=300)
     assert read({"size": 800, "max_size": 1333}, default_to_square=False).size.longest_edge == 1333
-    assert read({"resample": "BICUBIC"}).resample == img.BICUBIC
+    assert read({"resample": "BICUBIC"}).resample == processing.BICUBIC
     assert read({"image_std": 0.25}).image_std == (0.25, 0.25, 0.25)
     assert read({"pad_and_return_pixel_mask": False}, defaults={"do_pad": True}).do_pad is False
     assert read({}, defaults={"do_pad": True}).do_pad is True
-    assert read({"crop_size": 200, "do_center_crop": True}).crop_size == img.Size(height=200, width=200)
+    assert read({"crop_size": 200, "do_center_crop": True}).crop_size == processing.Size(height=200, width=200)
     # A checkpoint without preprocessor_config.json gets its processor class's defaults.
-    assert img.read_processor_config(tmp_path, defaults={"size": 64}).size == img.Size(height=64, width=64)
+    assert processing.read_processor_config(tmp_path, defaults={"size": 64}).size == processing.Size(height=64, width=64)
 
 
 @pytest.mark.parametrize(
@@ -307,7 +308,7 @@ def test_config_variants_and_defaults(tmp_path):
 )
 def test_unusable_configs_are_checkpoint_errors(data, message):
     with pytest.raises(CheckpointError, match=message):
-        img.ImageProcessorConfig.from_dict(data)
+        processing.ImageProcessorConfig.from_dict(data)
 
 
 def test_opening_images_does_not_import_torch():
@@ -323,7 +324,7 @@ def test_opening_images_does_not_import_torch():
 
 def test_preprocess_wants_rgb():
     with pytest.raises(InputError, match="RGB"):
-        img.preprocess(Image.new("L", (8, 8)), img.ImageProcessorConfig())
+        processing.preprocess(Image.new("L", (8, 8)), processing.ImageProcessorConfig())
 
 
 # --- size rules --------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ SIZES = [(1, 1), (1, 3000), (17, 3000), (480, 640), (640, 480), (800, 800), (799
 def test_detr_size_rule_matches_transformers(shortest, longest):
     for height, width in SIZES:
         expected = get_size_with_aspect_ratio((height, width), shortest, longest)
-        assert img.size_with_aspect_ratio(height, width, shortest, longest) == tuple(expected), (height, width)
+        assert processing.size_with_aspect_ratio(height, width, shortest, longest) == tuple(expected), (height, width)
 
 
 @pytest.mark.parametrize("max_size", [None, 1333])
@@ -348,4 +349,4 @@ def test_short_side_rule_matches_transformers(shortest, max_size):
             np.zeros((height, width, 3)), shortest, default_to_square=False, max_size=max_size,
             input_data_format="channels_last",
         )
-        assert img.short_side_size(height, width, shortest, max_size) == tuple(expected), (height, width)
+        assert processing.short_side_size(height, width, shortest, max_size) == tuple(expected), (height, width)

@@ -13,10 +13,12 @@ import torch
 from PIL import Image
 
 from engine import image as imaging
+from engine import image_processing as processing
 from engine import image_device
 from engine.errors import InputError
 from engine.tasks import object_detection as od
-from engine.tasks.image_classification import FAMILIES, ImageClassification
+from engine.tasks.image_classification import ImageClassification
+from engine.tasks.vision_common import FAMILIES
 from tests.engine.image_samples import photo, write_samples
 from tests.engine.models.tiny_detr import save_tiny_detr
 
@@ -25,21 +27,21 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 # The Hub checkpoints' own preprocessor_config.json, read as the tasks read them.
 CONFIGS = {
-    "vit": imaging.ImageProcessorConfig.from_dict(  # google/vit-base-patch16-224
+    "vit": processing.ImageProcessorConfig.from_dict(  # google/vit-base-patch16-224
         {"do_normalize": True, "do_resize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
          "resample": 2, "size": 224},
-        defaults=FAMILIES["vit"].processor_defaults,
+        defaults=FAMILIES["vit"].processor.defaults,
     ),
-    "convnext": imaging.ImageProcessorConfig.from_dict(  # facebook/convnext-tiny-224
+    "convnext": processing.ImageProcessorConfig.from_dict(  # facebook/convnext-tiny-224
         {"crop_pct": 0.875, "do_normalize": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
          "image_std": IMAGENET_STD, "resample": 3, "size": 224},
-        defaults=FAMILIES["convnext"].processor_defaults,
+        defaults=FAMILIES["convnext"].processor.defaults,
         default_to_square=False,
     ),
-    "detr": imaging.ImageProcessorConfig.from_dict(  # facebook/detr-resnet-50
+    "detr": processing.ImageProcessorConfig.from_dict(  # facebook/detr-resnet-50
         {"do_normalize": True, "do_resize": True, "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD,
          "max_size": 1333, "size": 800},
-        defaults=od.DETR_PROCESSOR_DEFAULTS,
+        defaults=FAMILIES["detr"].processor.defaults,
         default_to_square=False,
     ),
 }
@@ -59,7 +61,7 @@ def pictures(samples):
     return {name: imaging.load_image(samples[name]) for name in SAMPLES}
 
 
-def grey_levels(pixels: torch.Tensor, config: imaging.ImageProcessorConfig) -> torch.Tensor:
+def grey_levels(pixels: torch.Tensor, config: processing.ImageProcessorConfig) -> torch.Tensor:
     """Undo normalisation and rescaling: (1, 3, H, W) pixel values back to 0..255, float64."""
     mean = torch.tensor(config.image_mean, dtype=torch.float64).view(1, 3, 1, 1)
     std = torch.tensor(config.image_std, dtype=torch.float64).view(1, 3, 1, 1)
@@ -68,7 +70,7 @@ def grey_levels(pixels: torch.Tensor, config: imaging.ImageProcessorConfig) -> t
 
 def compare(config, picture):
     """(PIL path's tensor, device path's tensor, |difference| in grey levels)."""
-    expected = imaging.preprocess(picture, config)
+    expected = processing.preprocess(picture, config)
     actual = image_device.preprocess(picture, config, CPU)
     assert actual.shape == expected.shape and actual.dtype == torch.float32
     return expected, actual, (grey_levels(actual, config) - grey_levels(expected, config)).abs()
@@ -87,14 +89,14 @@ def test_the_hub_processors_within_a_grey_level_or_two(kind, name, pictures):
     assert (gap < 1e-3).double().mean() >= MIN_IDENTICAL
 
 
-@pytest.mark.parametrize("resample", [imaging.BILINEAR, imaging.BICUBIC])
+@pytest.mark.parametrize("resample", [processing.BILINEAR, processing.BICUBIC])
 @pytest.mark.parametrize("size", [(37, 53), (97, 131), (800, 1066)])
 def test_hard_edges_up_and_down(resample, size):
     """Noise and a one-pixel checkerboard, shrunk and enlarged: bicubic overshoots there, and
     PIL clips between its two passes, which this path must do too to stay close."""
     rng = np.random.default_rng(size[0])
     checker = (np.indices((120, 160)).sum(0) % 2 * 255).astype(np.uint8)
-    config = imaging.ImageProcessorConfig(size=imaging.Size(height=size[0], width=size[1]), resample=resample)
+    config = processing.ImageProcessorConfig(size=processing.Size(height=size[0], width=size[1]), resample=resample)
     for array in (rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), np.dstack([checker] * 3)):
         _, _, gap = compare(config, Image.fromarray(array))
         assert gap.max() <= MAX_LEVELS + 1e-3
@@ -106,12 +108,12 @@ def test_nearest_picks_the_pixels_pil_picks(size):
     """PIL's running sum lands below whole numbers where a direct product would not
     (480 -> 600 reads row 5 for row 7, not 6): the same rows and columns, so exact."""
     picture = Image.fromarray(photo(480, 640, seed=7))
-    config = CONFIGS["vit"].replace(size=imaging.Size(height=size[0], width=size[1]), resample=imaging.NEAREST)
+    config = CONFIGS["vit"].replace(size=processing.Size(height=size[0], width=size[1]), resample=processing.NEAREST)
     expected, actual, _ = compare(config, picture)
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("resample", [imaging.LANCZOS, imaging.BOX, imaging.HAMMING])
+@pytest.mark.parametrize("resample", [processing.LANCZOS, processing.BOX, processing.HAMMING])
 def test_filters_torch_lacks_are_resized_by_pil_before_the_upload(resample, pictures):
     config = CONFIGS["convnext"].replace(resample=resample)
     expected, actual, _ = compare(config, pictures["rgb_640x480.jpg"])
@@ -122,7 +124,7 @@ def test_without_resizing_crop_and_normalisation_are_exact(pictures):
     """A crop larger than the picture is filled with black, where PIL's crop puts it; rescale
     and normalise fused into one multiply-add stay within float32 rounding."""
     config = CONFIGS["vit"].replace(do_resize=False, do_center_crop=True,
-                                    crop_size=imaging.Size(height=400, width=560))
+                                    crop_size=processing.Size(height=400, width=560))
     for name in ("grey_500x300.png", "rgb_640x480.jpg", "one_pixel.png"):
         expected, actual, _ = compare(config, pictures[name])
         torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
@@ -135,7 +137,7 @@ def test_the_models_dtype_comes_out(pictures):
     config = CONFIGS["vit"]
     values = image_device.preprocess(pictures["rgb_640x480.jpg"], config, CPU, torch.bfloat16)
     assert values.dtype == torch.bfloat16 and values.is_contiguous()
-    reference = imaging.preprocess(pictures["rgb_640x480.jpg"], config)
+    reference = processing.preprocess(pictures["rgb_640x480.jpg"], config)
     torch.testing.assert_close(values.float(), reference, rtol=0, atol=0.02)
 
 
@@ -163,7 +165,7 @@ def test_a_device_without_the_kernel_resizes_on_the_cpu(monkeypatch, pictures):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(image_device.F, "interpolate", missing_once)
-    expected = imaging.preprocess(pictures["rgb_640x480.jpg"], CONFIGS["convnext"])
+    expected = processing.preprocess(pictures["rgb_640x480.jpg"], CONFIGS["convnext"])
     actual = image_device.preprocess(pictures["rgb_640x480.jpg"], CONFIGS["convnext"], CPU)
     assert len(calls) == 3  # width (refused, then retried), height
     gap = grey_levels(actual, CONFIGS["convnext"]) - grey_levels(expected, CONFIGS["convnext"])

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from engine.checkpoint import load_model
 from engine.errors import CheckpointError
 from engine.models import wav2vec2
-from engine.speech import load_speech_model
+from engine.tasks.speech_common import load_speech_model
 from tests.engine.models.tiny_wav2vec2 import VARIANTS, checkpoint, rewrite_weight_norm_as_g_v, speech_like
 from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
 
@@ -35,8 +35,8 @@ def _oracle(folder):
     return getattr(transformers, name).from_pretrained(folder).eval()
 
 
-def _head(variant: str) -> type:
-    return wav2vec2.Wav2Vec2ForCTC if "CTC" in VARIANTS[variant][0] else wav2vec2.Wav2Vec2ForSequenceClassification
+def _head(variant: str) -> str:
+    return "ctc" if "CTC" in VARIANTS[variant][0] else "audio-classification"
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,8 +91,8 @@ def test_old_weight_norm_keys_load_the_same_weights(root, tmp_path):
     folder = checkpoint("ctc-group", root)
     old = rewrite_weight_norm_as_g_v(folder, tmp_path / "g-v")
     assert any(k.endswith("weight_g") for k in load_file(str(old / "model.safetensors")))
-    new_form, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, torch.device("cpu"), torch.float32)
-    old_form, _ = load_speech_model(old, wav2vec2.Wav2Vec2ForCTC, torch.device("cpu"), torch.float32)
+    new_form, _ = load_speech_model(folder, "ctc", torch.device("cpu"), torch.float32)
+    old_form, _ = load_speech_model(old, "ctc", torch.device("cpu"), torch.float32)
     assert torch.equal(
         new_form.wav2vec2.encoder.pos_conv_embed.conv.weight, old_form.wav2vec2.encoder.pos_conv_embed.conv.weight
     )
@@ -116,8 +116,8 @@ def test_checkpoint_saved_without_the_base_prefix_loads(root, tmp_path):
     shutil.copytree(folder, bare)
     state = load_file(str(folder / "model.safetensors"))
     save_file({k.removeprefix("wav2vec2."): v for k, v in state.items()}, str(bare / "model.safetensors"))
-    a, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForSequenceClassification, "cpu", torch.float32)
-    b, _ = load_speech_model(bare, wav2vec2.Wav2Vec2ForSequenceClassification, "cpu", torch.float32)
+    a, _ = load_speech_model(folder, "audio-classification", "cpu", torch.float32)
+    b, _ = load_speech_model(bare, "audio-classification", "cpu", torch.float32)
     for (name, mine), theirs in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(mine, theirs), name
     x = torch.from_numpy(speech_like(0.5))[None]
@@ -139,8 +139,8 @@ def test_frame_geometry_matches_transformers(root):
 
 def test_half_precision_runs_close_to_float32(root):
     folder = checkpoint("ctc-layer-stable", root)
-    full, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
-    half, _ = load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.bfloat16)
+    full, _ = load_speech_model(folder, "ctc", "cpu", torch.float32)
+    half, _ = load_speech_model(folder, "ctc", "cpu", torch.bfloat16)
     assert half.lm_head.weight.dtype == torch.bfloat16
     x = torch.from_numpy(speech_like(1.0))[None]
     assert (half(x.bfloat16()).float() - full(x)).abs().max() < 0.3
@@ -153,7 +153,7 @@ def test_a_pretraining_checkpoint_is_refused_by_name(root, tmp_path):
     data["architectures"] = ["Wav2Vec2ForPreTraining"]
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="Wav2Vec2ForPreTraining.*CTC"):
-        load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+        load_speech_model(folder, "ctc", "cpu", torch.float32)
 
 
 def test_a_classification_checkpoint_lacks_the_ctc_head(root, tmp_path):
@@ -164,13 +164,13 @@ def test_a_classification_checkpoint_lacks_the_ctc_head(root, tmp_path):
     data["vocab_size"] = 32
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="lm_head"):
-        load_speech_model(folder, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+        load_speech_model(folder, "ctc", "cpu", torch.float32)
 
 
 def test_other_architectures_are_named(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"]}))
     with pytest.raises(CheckpointError, match="whisper.*hubert, wav2vec2"):
-        load_speech_model(tmp_path, wav2vec2.Wav2Vec2ForCTC, "cpu", torch.float32)
+        load_speech_model(tmp_path, "ctc", "cpu", torch.float32)
 
 
 @pytest.mark.parametrize(

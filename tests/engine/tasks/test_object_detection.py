@@ -11,8 +11,10 @@ import torch
 from PIL import Image
 
 from engine import image as imaging
+from engine import image_processing as processing
 from engine.errors import Cancelled, InputError
 from engine.tasks import object_detection as od
+from engine.tasks.vision_common import FAMILIES
 from engine.tasks.base import Hooks
 from tests.engine.models.tiny_detr import save_tiny_detr
 
@@ -123,7 +125,7 @@ def test_processor_config_forms(tmp_path, image_files, saved):
     from transformers.image_utils import load_image
 
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(saved))
-    ours = imaging.read_processor_config(tmp_path, defaults=od.DETR_PROCESSOR_DEFAULTS,
+    ours = processing.read_processor_config(tmp_path, defaults=FAMILIES["detr"].processor.defaults,
                                          default_to_square=False)
     expected = theirs_processor(**saved)(images=[load_image(str(image_files[2]))], return_tensors="pt")
     pixels, _ = od.preprocess([imaging.load_image(image_files[2])], ours)

@@ -5,7 +5,7 @@ text comes back as it is heard, in two parts: `committed` text that will never c
 How it stays exact. Wav2Vec2 attends over its whole input and normalises each input by its own
 mean and variance, so a frame's logits depend on every sample they were computed with: no
 sliding window can reproduce a single pass over a whole file. What the transcriber reproduces
-instead is the file task's chunked decoding (engine.speech's strided chunk grid): every
+instead is the file task's chunked decoding (engine.tasks.speech_common's strided chunk grid): every
 window of the grid is decoded, with the same samples, as soon as a sample past its end has
 arrived, and its middle frames become final. Text is committed from final frames only, up to
 the last finished word, so it never changes, and after `flush()` it is exactly the text
@@ -26,7 +26,7 @@ import numpy as np
 
 from engine import audio
 from engine.errors import InputError
-from engine.speech import Chunk, StridedChunker, chunk_ids, chunk_sizes
+from engine.tasks.speech_common import Chunk, StridedChunker, chunk_ids, chunk_sizes
 from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcript
 
 #: `on_partial(committed, partial)`: the whole committed text and the provisional tail.

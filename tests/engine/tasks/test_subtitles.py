@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import subtitles
+from engine.tasks import subtitles
 from engine.errors import InputError
 from engine.tasks.speech_recognition import Transcript
 

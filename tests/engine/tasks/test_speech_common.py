@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.speech import FeatureSettings, StridedChunker, as_samples, chunk_sizes, feature_settings, kept_frames, normalize
+from engine.tasks.speech_common import FeatureSettings, StridedChunker, as_samples, chunk_sizes, feature_settings, kept_frames, normalize
 from tests.engine.models.tiny_wav2vec2 import speech_like
 
 SIGNALS = {

@@ -12,19 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoint import load_model
 from engine.config import from_dict, read_json
 from engine.errors import CheckpointError, InputError
 from engine.models import wav2vec2
-from engine.tasks.base import require_architecture
+from engine.tasks.base import Family, Task, find_family
 
-SUPPORTED = {"wav2vec2": "Wav2Vec2", "hubert": "HuBERT"}
+AudioInput = str | Path | np.ndarray
+
+_HEADS = {"ctc": wav2vec2.Wav2Vec2ForCTC, "audio-classification": wav2vec2.Wav2Vec2ForSequenceClassification}
+FAMILIES: dict[str, Family] = {
+    # HuBERT checkpoints differ from Wav2Vec2 only in pre-training: same modules, same keys
+    name: Family(title, wav2vec2.Wav2Vec2Config.from_json, _HEADS, wav2vec2.adapt, wav2vec2.describe)
+    for name, title in (("wav2vec2", "Wav2Vec2"), ("hubert", "HuBERT"))
+}
+# the class-name endings of checkpoints trained with each head; the CTC head was called
+# ForMaskedLM in the first Wav2Vec2 releases (same keys)
+_TRAINED_AS = {"ctc": ("ForCTC", "ForMaskedLM"), "audio-classification": ("ForSequenceClassification",)}
 
 
 @dataclass(frozen=True)
@@ -44,21 +53,19 @@ def feature_settings(folder: Path) -> FeatureSettings:
 
 
 def load_speech_model(
-    folder: Path, head: type[nn.Module], device: torch.device, dtype: torch.dtype
+    folder: Path, head: str, device: torch.device, dtype: torch.dtype
 ) -> tuple[nn.Module, wav2vec2.Wav2Vec2Config]:
-    """The checkpoint in `folder` built with `head` (CTC or sequence classification)."""
+    """The checkpoint in `folder` built with `head` ("ctc" or "audio-classification")."""
     data = read_json(Path(folder) / "config.json")
-    require_architecture(data, SUPPORTED, "this task")
-    config = wav2vec2.config_from_json(data)
-    # the CTC head was called ForMaskedLM in the first Wav2Vec2 releases; the keys are the same
-    wanted = ("ForCTC", "ForMaskedLM") if head is wav2vec2.Wav2Vec2ForCTC else ("ForSequenceClassification",)
+    family = find_family(data, FAMILIES, head, "this task")
+    config = family.config(data)
+    wanted = _TRAINED_AS[head]
     architectures = data.get("architectures") or []
     if architectures and not any(a.endswith(wanted) for a in architectures):
         raise CheckpointError(
             f"this checkpoint is a {', '.join(architectures)}, without the {wanted[0][3:]} head this task needs"
         )
-    model = load_model(lambda: head(config), folder, adapt=wav2vec2.adapt, device=device, dtype=dtype)
-    return model, config
+    return family.load(head, folder, config, device, dtype), config
 
 
 def normalize(samples: np.ndarray, settings: FeatureSettings) -> np.ndarray:
@@ -91,8 +98,9 @@ def as_samples(value: Any) -> np.ndarray:
 class SpeechModel:
     """A loaded model with its input settings: samples in, the head's output out."""
 
-    def __init__(self, folder: Path, head: type[nn.Module], device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, folder: Path, head: str, device: torch.device, dtype: torch.dtype) -> None:
         self.module, self.config = load_speech_model(folder, head, device, dtype)
+        self.family = FAMILIES[self.config.model_type]
         self.features = feature_settings(folder)
         self.device = device
         self.dtype = dtype
@@ -116,29 +124,39 @@ class SpeechModel:
         x = torch.from_numpy(normalize(samples, self.features))[None].to(self.device, self.dtype)
         return self.module(x)[0].float()
 
-    def count_parameters(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
     def describe(self) -> dict[str, Any]:
         """Facts for `Task.info()`: the conv stack, the Transformer and the frame rate."""
-        c = self.config
         return {
-            "model_type": c.model_type,
-            "architecture": SUPPORTED[c.model_type],
-            "feature_encoder": f"{len(c.conv_dim)} conv layers, {c.conv_dim[-1]} channels, "
-            f"kernels {list(c.conv_kernel)}, strides {list(c.conv_stride)}, {c.feat_extract_norm} norm",
-            "layers": c.num_hidden_layers,
-            "hidden_size": c.hidden_size,
-            "attention_heads": c.num_attention_heads,
-            "ffn_size": c.intermediate_size,
-            "layer_norm": "pre-LN (stable)" if c.do_stable_layer_norm else "post-LN",
-            "samples_per_frame": c.samples_per_frame,
-            "frame_ms": 1000 * c.samples_per_frame / self.rate,
-            "frames_per_second": self.rate / c.samples_per_frame,
+            "model_type": self.config.model_type,
+            "architecture": self.family.title,
+            **self.family.describe(self.config),
+            "frame_ms": 1000 * self.config.samples_per_frame / self.rate,
+            "frames_per_second": self.rate / self.config.samples_per_frame,
             "sampling_rate": self.rate,
             "normalize_input": self.features.do_normalize,
-            "parameters": self.count_parameters(),
         }
+
+
+class SpeechTask(Task):
+    """A Wav2Vec2-family checkpoint with the head named by `head`, and its feature settings."""
+
+    modality = "audio"
+    input_kind = "audio"
+    head: ClassVar[str]  # a key of FAMILIES' heads
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(folder, device, dtype)
+        self.model = SpeechModel(folder, self.head, device, dtype)
+
+    @property
+    def rate(self) -> int:
+        return self.model.rate
+
+    def network(self) -> nn.Module:
+        return self.model.module
+
+    def info(self) -> dict[str, Any]:
+        return {**self.model.describe(), "parameters": self.parameter_count()}
 
 
 # ---- the strided chunk grid -----------------------------------------------------------------

@@ -9,7 +9,7 @@ import soundfile
 
 from engine import audio
 from engine.errors import InputError
-from engine.streaming import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
+from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
 from engine.tasks.speech_recognition import SpeechRecognition
 from tests.engine.models.tiny_wav2vec2 import checkpoint, speech_like
 from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)

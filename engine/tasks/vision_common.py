@@ -1,0 +1,88 @@
+"""The vision families: how each image architecture is built, and what its image processor does
+when preprocessor_config.json leaves a key out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine import image_processing as processing
+from engine.models import convnext, detr, vit
+from engine.tasks.base import Family
+
+
+@dataclass(frozen=True)
+class VisionProcessor:
+    """What differs between the families' image processors."""
+
+    defaults: dict[str, Any]  # the processor class's own defaults, under preprocessor_config.json
+    default_to_square: bool  # how the processor reads a bare int `size`
+    uses_crop_pct: bool = False
+
+
+_IMAGENET_STANDARD = (0.5, 0.5, 0.5)
+_IMAGENET_DEFAULT = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+FAMILIES: dict[str, Family] = {
+    "vit": Family(
+        "ViT",
+        vit.ViTConfig.from_json,
+        {"image-classification": vit.ViTForImageClassification},
+        vit.adapt,
+        vit.describe,
+        VisionProcessor(
+            {
+                "size": {"height": 224, "width": 224},
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_STANDARD,
+                "image_std": _IMAGENET_STANDARD,
+            },
+            default_to_square=True,
+        ),
+    ),
+    "convnext": Family(
+        "ConvNeXT",
+        convnext.ConvNextConfig.from_json,
+        {"image-classification": convnext.ConvNextForImageClassification},
+        convnext.adapt,
+        convnext.describe,
+        VisionProcessor(
+            {
+                "size": {"shortest_edge": 384},
+                "crop_pct": 224 / 256,
+                "resample": processing.BICUBIC,
+                "image_mean": _IMAGENET_STANDARD,
+                "image_std": _IMAGENET_STANDARD,
+            },
+            default_to_square=False,
+            uses_crop_pct=True,
+        ),
+    ),
+    "detr": Family(
+        "DETR",
+        detr.DetrConfig.from_json,
+        {"object-detection": detr.DetrForObjectDetection},
+        detr.adapt,
+        detr.describe,
+        VisionProcessor(
+            {
+                "size": {"shortest_edge": 800, "longest_edge": 1333},
+                "max_size": 1333,  # an int `size` without `max_size` is capped at 1333, as transformers does
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_DEFAULT[0],
+                "image_std": _IMAGENET_DEFAULT[1],
+                "do_pad": True,
+            },
+            default_to_square=False,
+        ),
+    ),
+}
+
+
+def read_processor(folder: Any, family: Family) -> processing.ImageProcessorConfig:
+    """preprocessor_config.json of `folder` over the family's processor defaults."""
+    settings: VisionProcessor = family.processor
+    config = processing.read_processor_config(
+        folder, defaults=settings.defaults, default_to_square=settings.default_to_square
+    )
+    return config if settings.uses_crop_pct else config.replace(crop_pct=None)
