@@ -49,7 +49,7 @@ def load_speech_model(
     """The checkpoint in `folder` built with `head` (CTC or sequence classification)."""
     data = read_json(Path(folder) / "config.json")
     require_architecture(data, SUPPORTED, "this task")
-    config = wav2vec2.config_from_json(data)
+    config = wav2vec2.Wav2Vec2Config.from_json(data)
     # the CTC head was called ForMaskedLM in the first Wav2Vec2 releases; the keys are the same
     wanted = ("ForCTC", "ForMaskedLM") if head is wav2vec2.Wav2Vec2ForCTC else ("ForSequenceClassification",)
     architectures = data.get("architectures") or []

@@ -83,7 +83,7 @@ _IMAGENET_STANDARD = [0.5, 0.5, 0.5]
 FAMILIES: dict[str, _Family] = {
     "vit": _Family(
         build=_build_vit,
-        adapt=vit.adapt_state,
+        adapt=vit.adapt,
         processor_defaults={
             "size": {"height": 224, "width": 224},
             "resample": BILINEAR,

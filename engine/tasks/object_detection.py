@@ -154,7 +154,7 @@ class ObjectDetection(Task):
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
         require_architecture(self.config, {"detr": None}, self.name)
-        self.model_config = detr.config_from_dict(self.config)
+        self.model_config = detr.DetrConfig.from_json(self.config)
         self.model = load_model(
             lambda: detr.DetrForObjectDetection(self.model_config),
             self.folder,

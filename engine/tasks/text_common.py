@@ -36,7 +36,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture(
         bert.BertConfig,
         bert.HEADS,
-        bert.adapt_checkpoint,
+        bert.adapt,
         {
             "layers": "num_hidden_layers",
             "hidden_size": "hidden_size",
@@ -49,7 +49,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "distilbert": Architecture(
         distilbert.DistilBertConfig,
         distilbert.HEADS,
-        distilbert.adapt_checkpoint,
+        distilbert.adapt,
         {
             "layers": "n_layers",
             "hidden_size": "dim",
