@@ -44,7 +44,7 @@ def load_engine(folder: Path):
 
     config = bert.BertConfig.from_json(read_json(folder / "config.json"))
     return load_model(
-        lambda: bert.BertForSequenceClassification(config, 2), folder, adapt=bert.adapt_checkpoint
+        lambda: bert.BertForSequenceClassification(config, 2), folder, adapt=bert.adapt
     )
 
 

@@ -1,7 +1,17 @@
 """Loading checkpoint files into models built on the meta device, strictly and without copies.
 
-A model file supplies `build()` (its module tree mirrors the checkpoint's key names) and, when
-a checkpoint needs it, an `adapt(state)` that applies that model's legacy renames.
+A model file supplies `build()` (its module tree mirrors the checkpoint's key names) and an
+`adapt(state, expected)` that applies that model's legacy renames.
+
+Buffers computed from the config rather than stored in the checkpoint (a relative position
+index, a causal mask) follow one convention: the module that owns them registers them with
+`register_buffer(name, tensor, persistent=False)` in `__init__`, where they are built on the
+meta device like everything else, and recomputes them in a method
+`init_buffers(self, device: torch.device) -> None`. `load_model` calls `init_buffers` on every
+submodule that defines it once the checkpoint's tensors are assigned; a buffer still on the
+meta device after that is a bug in the model and raises RuntimeError. No checkpoint key is
+faked for them. Generation caches (keys and values of past tokens) are never registered
+buffers: they belong to the task, which passes them into `forward`.
 """
 
 from __future__ import annotations
@@ -111,7 +121,8 @@ def load_model(
     """Build the model on the meta device and assign the checkpoint's tensors to it.
 
     `adapt(state, expected_keys)` applies the model's own renames. Keys must then match
-    exactly: the error names what is missing and what is left over.
+    exactly: the error names what is missing and what is left over. Then every submodule
+    with an `init_buffers(device)` method computes its non-persistent buffers.
     """
     with torch.device("meta"), _SkipRandomInit():
         model = build()
@@ -135,6 +146,11 @@ def load_model(
         cast = dtype if value.is_floating_point() else value.dtype
         state[key] = value.to(device=device, dtype=cast)
     model.load_state_dict(state, strict=True, assign=True)
+    device = torch.device(device)
+    for module in model.modules():
+        init_buffers = getattr(module, "init_buffers", None)  # see the module docstring
+        if init_buffers is not None:
+            init_buffers(device)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:  # a non-persistent buffer the model forgot to compute: a bug, not bad input
         raise RuntimeError(f"{type(model).__name__} left tensors on the meta device: {leftover}")

@@ -7,9 +7,7 @@ Module names follow the Hub checkpoints (`bert.embeddings.word_embeddings`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
@@ -19,24 +17,7 @@ from torch import Tensor, nn
 from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict
 from engine.errors import CheckpointError
-
-# config.json's activation names; BERT itself uses "gelu", the exact erf form.
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,
-    "relu": F.relu,
-    "gelu_new": partial(F.gelu, approximate="tanh"),
-    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
-    "silu": F.silu,
-    "swish": F.silu,
-}
-
-
-def activation_function(name: str) -> Callable[[Tensor], Tensor]:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        known = ", ".join(sorted(ACTIVATIONS))
-        raise CheckpointError(f"activation {name!r} is not supported (known: {known})") from None
+from engine.models.common import activation
 
 
 def attention_mask_for_sdpa(attention_mask: Tensor | None) -> Tensor | None:
@@ -114,7 +95,7 @@ class BertIntermediate(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = activation_function(config.hidden_act)
+        self.act = activation(config.hidden_act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.dense(x))
@@ -278,11 +259,11 @@ class BertConfig:
                 f"hidden_size {config.hidden_size} is not a multiple of "
                 f"num_attention_heads {config.num_attention_heads}"
             )
-        activation_function(config.hidden_act)  # fail at load time, not on the first input
+        activation(config.hidden_act)  # fail at load time, not on the first input
         return config
 
 
-def adapt_checkpoint(state: StateDict, expected: set[str]) -> StateDict:
+def adapt(state: StateDict, expected: set[str]) -> StateDict:
     """Fit the Hub's BERT files to our heads: add or strip the `bert.` prefix, drop the position
     and token-type buffers older files carry, and the pooler where the head does not use it
     (token classification and QA files come with or without one)."""
@@ -291,3 +272,15 @@ def adapt_checkpoint(state: StateDict, expected: set[str]) -> StateDict:
     if not any(".pooler." in "." + k for k in expected):
         state = {k: v for k, v in state.items() if ".pooler." not in "." + k}
     return state
+
+
+def describe(config: BertConfig) -> dict[str, Any]:
+    """The architecture's sizes, for the app's "How it works" panel."""
+    return {
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "attention_heads": config.num_attention_heads,
+        "feed_forward_size": config.intermediate_size,
+        "vocabulary_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+    }

@@ -7,7 +7,6 @@ The module tree mirrors the Hub checkpoint's keys (`convnext.embeddings...`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,16 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
-
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-}
+from engine.models.common import activation
 
 # The LayerNorms inside the network use this eps whatever config.json says; only the final
 # one, after pooling, reads `layer_norm_eps`.
@@ -64,7 +57,7 @@ class Block(nn.Module):
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.layernorm = nn.LayerNorm(dim, eps=_INNER_EPS)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
-        self.activation = _ACTIVATIONS[config.hidden_act]
+        self.activation = activation(config.hidden_act)
         self.pwconv2 = nn.Linear(4 * dim, dim)
         if config.layer_scale_init_value > 0:
             self.layer_scale_parameter = nn.Parameter(torch.empty(dim))
@@ -181,7 +174,23 @@ class ConvNextConfig:
                 f"config.json gives {stages} stages, {len(config.depths)} depths and "
                 f"{len(config.hidden_sizes)} hidden sizes: they must agree"
             )
-        if config.hidden_act not in _ACTIVATIONS:
-            raise CheckpointError(f"unsupported hidden_act {config.hidden_act!r} for ConvNeXT")
+        activation(config.hidden_act)  # fail at load time, not on the first input
         return config
 
+
+def adapt(state: StateDict, expected: set[str]) -> StateDict:
+    """Hub ConvNeXT files need no renames: the state as it is."""
+    return state
+
+
+def describe(config: ConvNextConfig) -> dict[str, Any]:
+    """The architecture's numbers, for the app's "How it works" panel."""
+    return {
+        "architecture": "ConvNeXT",
+        "stages": len(config.depths),
+        "depths": list(config.depths),
+        "hidden_sizes": list(config.hidden_sizes),
+        "layers": sum(config.depths),
+        "patch_size": config.patch_size,
+        "layer_scale": config.layer_scale_init_value > 0,
+    }

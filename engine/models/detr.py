@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
+from engine.models.common import activation
 from engine.models.resnet import ResNet, ResNetConfig, rename_hf_keys
 
-StateDict = dict[str, torch.Tensor]
 BACKBONE_PREFIX = "model.backbone.conv_encoder.model."
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "swish": F.silu}
 
 
 class DetrAttention(nn.Module):
@@ -61,14 +61,14 @@ class DetrAttention(nn.Module):
 class DetrEncoderLayer(nn.Module):
     """Post-norm self-attention over the flattened feature map, then the MLP."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, activation: str) -> None:
+    def __init__(self, dim: int, heads: int, ffn_dim: int, activation_name: str) -> None:
         super().__init__()
         self.self_attn = DetrAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
-        self.act = ACTIVATIONS[activation]
+        self.act = activation(activation_name)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         q = x + pos
@@ -79,7 +79,7 @@ class DetrEncoderLayer(nn.Module):
 class DetrDecoderLayer(nn.Module):
     """Self-attention among the object queries, cross-attention to the encoded image, MLP."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, activation: str) -> None:
+    def __init__(self, dim: int, heads: int, ffn_dim: int, activation_name: str) -> None:
         super().__init__()
         self.self_attn = DetrAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
@@ -88,7 +88,7 @@ class DetrDecoderLayer(nn.Module):
         self.fc1 = nn.Linear(dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
-        self.act = ACTIVATIONS[activation]
+        self.act = activation(activation_name)
 
     def forward(
         self,
@@ -250,7 +250,6 @@ class DetrConfig:
     """The fields of a DETR config.json that the code reads, plus the parsed backbone."""
 
     backbone: ResNetConfig
-    backbone_layout: str  # "timm" (Hub checkpoints) or "hf" (transformers' ResNet names)
     num_labels: int
     d_model: int = 256
     num_queries: int = 100
@@ -272,47 +271,36 @@ class DetrConfig:
             )
         if self.dilation:
             raise CheckpointError("the dilated (DC5) DETR variant is not supported")
-        if self.activation_function not in ACTIVATIONS:
-            raise CheckpointError(f"unknown activation {self.activation_function!r} in config.json")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DetrConfig:
+        """From config.json in any of its forms: `use_timm_backbone` with a `backbone` name
+        (Hub, transformers 4.x), or a `backbone_config` dict whose model_type is
+        "timm_backbone" or "resnet" (transformers 5.x saves)."""
+        backbone = _backbone_from_dict(data)
+        labels = id2label(data)
+        num_labels = len(labels) if labels else int(data.get("num_labels", 2))
+        config = from_dict(cls, data, backbone=backbone, num_labels=num_labels,
+                           dilation=bool(data.get("dilation")))
+        activation(config.activation_function, "activation_function")  # fail at load time
+        return config
 
 
-def config_from_dict(data: dict[str, Any]) -> DetrConfig:
-    """A `DetrConfig` from config.json in any of its forms: `use_timm_backbone` with a
-    `backbone` name (Hub, transformers 4.x), or a `backbone_config` dict whose model_type is
-    "timm_backbone" or "resnet" (transformers 5.x saves)."""
-    backbone, layout = _backbone_from_dict(data)
-    labels = id2label(data)
-    num_labels = len(labels) if labels else int(data.get("num_labels", 2))
-    return from_dict(DetrConfig, data, backbone=backbone, backbone_layout=layout,
-                     num_labels=num_labels, dilation=bool(data.get("dilation")))
-
-
-def _backbone_from_dict(data: dict[str, Any]) -> tuple[ResNetConfig, str]:
+def _backbone_from_dict(data: dict[str, Any]) -> ResNetConfig:
     channels = int(data.get("num_channels", 3))
     sub = data.get("backbone_config")
     if not sub:  # the Hub form: a timm model named by `backbone`
         if data.get("use_timm_backbone", True) is False:
             raise CheckpointError("config.json turns off the timm backbone but gives no backbone_config")
-        return ResNetConfig.named(str(data.get("backbone") or "resnet50"), channels), "timm"
+        return ResNetConfig.named(str(data.get("backbone") or "resnet50"), channels)
     kind = sub.get("model_type")
     if kind == "timm_backbone":
         if sub.get("output_stride") not in (None, 32):
             raise CheckpointError("the dilated (DC5) DETR variant is not supported")
         name = sub.get("backbone") or data.get("backbone") or "resnet50"
-        return ResNetConfig.named(str(name), int(sub.get("num_channels", channels))), "timm"
-    if kind == "resnet":
-        if sub.get("downsample_in_first_stage") or sub.get("downsample_in_bottleneck"):
-            raise CheckpointError("ResNet backbones that downsample outside the 3×3 conv are not supported")
-        if sub.get("hidden_act", "relu") != "relu":
-            raise CheckpointError(f"ResNet backbone activation {sub.get('hidden_act')!r} is not supported")
-        backbone = ResNetConfig(
-            depths=tuple(sub.get("depths", (3, 4, 6, 3))),
-            hidden_sizes=tuple(sub.get("hidden_sizes", (256, 512, 1024, 2048))),
-            embedding_size=int(sub.get("embedding_size", 64)),
-            layer_type=str(sub.get("layer_type", "bottleneck")),
-            num_channels=int(sub.get("num_channels", channels)),
-        )
-        return backbone, "hf"
+        return ResNetConfig.named(str(name), int(sub.get("num_channels", channels)))
+    if kind == "resnet":  # transformers' own ResNet, whose keys `adapt` renames
+        return ResNetConfig.from_json({"num_channels": channels, **sub})
     raise CheckpointError(f"DETR backbone of type {kind!r} is not supported (only ResNet)")
 
 
@@ -320,3 +308,18 @@ def adapt(state: StateDict, expected: set[str]) -> StateDict:
     """Checkpoint keys onto this module tree: transformers-layout ResNet names become timm
     names, and batch-norm step counters are dropped. Hub files need nothing else."""
     return rename_hf_keys(state, BACKBONE_PREFIX)
+
+
+def describe(config: DetrConfig) -> dict[str, Any]:
+    """The architecture's numbers, for the app's "How it works" panel."""
+    backbone = config.backbone
+    return {
+        "backbone": backbone.name or f"ResNet {'-'.join(map(str, backbone.depths))} ({backbone.layer_type})",
+        "backbone_channels": backbone.hidden_sizes[-1],
+        "hidden_size": config.d_model,
+        "encoder_layers": config.encoder_layers,
+        "decoder_layers": config.decoder_layers,
+        "attention_heads": config.encoder_attention_heads,
+        "feed_forward_size": config.encoder_ffn_dim,
+        "queries": config.num_queries,
+    }

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict
 from engine.errors import CheckpointError
-from engine.models.bert import activation_function, attention_mask_for_sdpa
+from engine.models.bert import attention_mask_for_sdpa
+from engine.models.common import activation
 
 # DistilBERT hard-codes its LayerNorm epsilon instead of reading it from the config.
 LAYER_NORM_EPS = 1e-12
@@ -64,7 +65,7 @@ class FFN(nn.Module):
         super().__init__()
         self.lin1 = nn.Linear(config.dim, config.hidden_dim)
         self.lin2 = nn.Linear(config.hidden_dim, config.dim)
-        self.act = activation_function(config.activation)
+        self.act = activation(config.activation)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.lin2(self.act(self.lin1(x)))
@@ -201,11 +202,23 @@ class DistilBertConfig:
         config = from_dict(cls, data)
         if config.dim % config.n_heads:
             raise CheckpointError(f"dim {config.dim} is not a multiple of n_heads {config.n_heads}")
-        activation_function(config.activation)  # fail at load time, not on the first input
+        activation(config.activation, "activation")  # fail at load time, not on the first input
         return config
 
 
-def adapt_checkpoint(state: StateDict, expected: set[str]) -> StateDict:
+def adapt(state: StateDict, expected: set[str]) -> StateDict:
     """Add or strip the `distilbert.` prefix and drop the position-id buffer older files carry."""
     state = drop_keys(state, ("embeddings.position_ids",))
     return match_prefix(state, expected, "distilbert.")
+
+
+def describe(config: DistilBertConfig) -> dict[str, Any]:
+    """The architecture's sizes, for the app's "How it works" panel."""
+    return {
+        "layers": config.n_layers,
+        "hidden_size": config.dim,
+        "attention_heads": config.n_heads,
+        "feed_forward_size": config.hidden_dim,
+        "vocabulary_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+    }

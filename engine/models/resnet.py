@@ -12,53 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from engine.checkpoint import StateDict
 from engine.errors import CheckpointError
-
-StateDict = dict[str, torch.Tensor]
-
-# timm model names -> (block kind, blocks per stage); widths are the standard 64..512
-NAMED_DEPTHS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-    "resnet152": ("bottleneck", (3, 8, 36, 3)),
-}
-
-
-@dataclass(frozen=True)
-class ResNetConfig:
-    """Stage depths and output widths. `hidden_sizes` are each stage's output channels
-    (256..2048 for ResNet-50); a bottleneck narrows to a quarter of that inside."""
-
-    depths: tuple[int, ...] = (3, 4, 6, 3)
-    hidden_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
-    embedding_size: int = 64
-    layer_type: str = "bottleneck"  # or "basic"
-    num_channels: int = 3
-    name: str = ""  # the timm name ("resnet50") when the config named one
-
-    @classmethod
-    def named(cls, name: str, num_channels: int = 3) -> ResNetConfig:
-        """The standard torchvision/timm ResNet called `name` ("resnet50")."""
-        if name not in NAMED_DEPTHS:
-            known = ", ".join(NAMED_DEPTHS)
-            raise CheckpointError(f"backbone {name!r} is not supported; known ResNets: {known}")
-        kind, depths = NAMED_DEPTHS[name]
-        expansion = 4 if kind == "bottleneck" else 1
-        widths = tuple(64 * 2**i * expansion for i in range(4))
-        return cls(depths, widths, 64, kind, num_channels, name)
-
-    def __post_init__(self) -> None:
-        if self.layer_type not in ("bottleneck", "basic"):
-            raise CheckpointError(f"unknown ResNet layer type {self.layer_type!r}")
-        if len(self.depths) != len(self.hidden_sizes):
-            raise CheckpointError("the ResNet config gives a different number of depths and widths")
-
 
 class FrozenBatchNorm2d(nn.Module):
     """BatchNorm with fixed statistics and affine terms: all four tensors are buffers, so
@@ -206,6 +166,62 @@ def _fold(conv: nn.Conv2d, norm: FrozenBatchNorm2d) -> None:
     conv.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
 
 
+# timm model names -> (block kind, blocks per stage); widths are the standard 64..512
+NAMED_DEPTHS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+    "resnet152": ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Stage depths and output widths. `hidden_sizes` are each stage's output channels
+    (256..2048 for ResNet-50); a bottleneck narrows to a quarter of that inside."""
+
+    depths: tuple[int, ...] = (3, 4, 6, 3)
+    hidden_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
+    embedding_size: int = 64
+    layer_type: str = "bottleneck"  # or "basic"
+    num_channels: int = 3
+    name: str = ""  # the timm name ("resnet50") when the config named one
+
+    @classmethod
+    def named(cls, name: str, num_channels: int = 3) -> ResNetConfig:
+        """The standard torchvision/timm ResNet called `name` ("resnet50")."""
+        if name not in NAMED_DEPTHS:
+            known = ", ".join(NAMED_DEPTHS)
+            raise CheckpointError(f"backbone {name!r} is not supported; known ResNets: {known}")
+        kind, depths = NAMED_DEPTHS[name]
+        expansion = 4 if kind == "bottleneck" else 1
+        widths = tuple(64 * 2**i * expansion for i in range(4))
+        return cls(depths, widths, 64, kind, num_channels, name)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResNetConfig:
+        """From transformers' ResNet config.json (DETR's `backbone_config`); only the variant
+        built here is accepted: ReLU, downsampling in the 3×3 convolution."""
+        if data.get("downsample_in_first_stage") or data.get("downsample_in_bottleneck"):
+            raise CheckpointError("ResNet backbones that downsample outside the 3×3 conv are not supported")
+        if data.get("hidden_act", "relu") != "relu":
+            raise CheckpointError(f"ResNet backbone activation {data.get('hidden_act')!r} is not supported")
+        return cls(
+            depths=tuple(data.get("depths", (3, 4, 6, 3))),
+            hidden_sizes=tuple(data.get("hidden_sizes", (256, 512, 1024, 2048))),
+            embedding_size=int(data.get("embedding_size", 64)),
+            layer_type=str(data.get("layer_type", "bottleneck")),
+            num_channels=int(data.get("num_channels", 3)),
+        )
+
+    def __post_init__(self) -> None:
+        if self.layer_type not in ("bottleneck", "basic"):
+            raise CheckpointError(f"unknown ResNet layer type {self.layer_type!r}")
+        if len(self.depths) != len(self.hidden_sizes):
+            raise CheckpointError("the ResNet config gives a different number of depths and widths")
+
+
 # transformers' own ResNet names -> timm names; applied to keys below a prefix
 _HF_TO_TIMM = (
     (re.compile(r"^embedder\.embedder\.convolution\."), "conv1."),
@@ -243,3 +259,9 @@ def rename_hf_keys(state: StateDict, prefix: str) -> StateDict:
             key = prefix + _timm_name(key[len(prefix):])
         renamed[key] = value
     return renamed
+
+
+def adapt(state: StateDict, expected: set[str]) -> StateDict:
+    """A bare ResNet checkpoint's keys (no prefix) in this module's names: `rename_hf_keys`
+    at the root. DETR applies it below its own prefix instead."""
+    return rename_hf_keys(state, "")

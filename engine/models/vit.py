@@ -7,7 +7,6 @@ The module tree mirrors the Hub checkpoint's keys (`vit.embeddings...`, `vit.enc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +17,7 @@ from torch import nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError, InputError
-
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-}
+from engine.models.common import activation
 
 
 class PatchEmbeddings(nn.Module):
@@ -116,7 +107,7 @@ class Intermediate(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.activation = _ACTIVATIONS[config.hidden_act]
+        self.activation = activation(config.hidden_act)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(hidden))
@@ -230,8 +221,7 @@ class ViTConfig:
             raise CheckpointError(
                 f"hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
             )
-        if config.hidden_act not in _ACTIVATIONS:
-            raise CheckpointError(f"unsupported hidden_act {config.hidden_act!r} for ViT")
+        activation(config.hidden_act)  # fail at load time, not on the first input
         return config
 
     @property
@@ -245,6 +235,20 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(value), int(value)
 
 
-def adapt_state(state: StateDict, expected: set[str]) -> StateDict:
+def adapt(state: StateDict, expected: set[str]) -> StateDict:
     """The pooler of a bare ViTModel (in some Hub files) is not used for classification."""
     return {k: v for k, v in state.items() if not k.startswith("vit.pooler.")}
+
+
+def describe(config: ViTConfig) -> dict[str, Any]:
+    """The architecture's numbers, for the app's "How it works" panel."""
+    return {
+        "architecture": "ViT",
+        "image_size": list(config.image_size),
+        "patch_size": list(config.patch_size),
+        "patches": config.num_patches,
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "mlp_size": config.intermediate_size,
+    }

@@ -22,15 +22,7 @@ from torch import nn
 from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
-
-_ACTIVATIONS = {
-    "gelu": F.gelu,
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-}
+from engine.models.common import activation
 
 
 class FeatureEncoderLayer(nn.Module):
@@ -51,7 +43,7 @@ class FeatureEncoderLayer(nn.Module):
             self.layer_norm = nn.GroupNorm(out_channels, out_channels)
         elif norm == "layer":
             self.layer_norm = nn.LayerNorm(out_channels)
-        self.activation = _ACTIVATIONS[config.feat_extract_activation]
+        self.activation = activation(config.feat_extract_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)  # (B, C, T)
@@ -102,7 +94,7 @@ class PositionalConvEmbedding(nn.Module):
         self.conv = nn.Conv1d(size, size, kernel, padding=kernel // 2, groups=config.num_conv_pos_embedding_groups)
         # "same" padding of an even kernel gives one frame too many; the last one goes
         self.trim = 1 if kernel % 2 == 0 else 0
-        self.activation = _ACTIVATIONS[config.feat_extract_activation]
+        self.activation = activation(config.feat_extract_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)  # (B, T, C) -> (B, C, T)
@@ -139,7 +131,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.activation = _ACTIVATIONS[config.hidden_act]
+        self.activation = activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_dense(self.activation(self.intermediate_dense(x)))
@@ -311,6 +303,24 @@ class Wav2Vec2Config:
     classifier_proj_size: int = 256
     num_labels: int = 0
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Wav2Vec2Config:
+        """A checked config from config.json; HuBERT's names for the same things are accepted."""
+        picked = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        picked["num_labels"] = len(id2label(data))
+        if data.get("model_type") != "hubert":
+            picked.pop("feat_proj_layer_norm", None)  # wav2vec2 always has this norm
+        config = from_dict(cls, picked)
+        if not len(config.conv_dim) == len(config.conv_kernel) == len(config.conv_stride):
+            raise CheckpointError("config.json: conv_dim, conv_kernel and conv_stride differ in length")
+        if config.feat_extract_norm not in ("group", "layer"):
+            raise CheckpointError(f"config.json: unknown feat_extract_norm {config.feat_extract_norm!r}")
+        for key in ("feat_extract_activation", "hidden_act"):  # fail at load time, not on the first input
+            activation(getattr(config, key), key)
+        if config.add_adapter:
+            raise CheckpointError("checkpoints with a Wav2Vec2 output adapter (add_adapter) are not supported")
+        return config
+
     @property
     def samples_per_frame(self) -> int:
         """Samples per output frame: the product of the conv strides (320 for base)."""
@@ -323,25 +333,6 @@ class Wav2Vec2Config:
         for kernel, stride in zip(reversed(self.conv_kernel), reversed(self.conv_stride)):
             size = (size - 1) * stride + kernel
         return size
-
-
-def config_from_json(data: dict[str, Any]) -> Wav2Vec2Config:
-    """A checked config from config.json; HuBERT's names for the same things are accepted."""
-    picked = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    picked["num_labels"] = len(id2label(data))
-    if data.get("model_type") != "hubert":
-        picked.pop("feat_proj_layer_norm", None)  # wav2vec2 always has this norm
-    config = from_dict(Wav2Vec2Config, picked)
-    if not len(config.conv_dim) == len(config.conv_kernel) == len(config.conv_stride):
-        raise CheckpointError("config.json: conv_dim, conv_kernel and conv_stride differ in length")
-    if config.feat_extract_norm not in ("group", "layer"):
-        raise CheckpointError(f"config.json: unknown feat_extract_norm {config.feat_extract_norm!r}")
-    for name in (config.feat_extract_activation, config.hidden_act):
-        if name not in _ACTIVATIONS:
-            raise CheckpointError(f"config.json: unsupported activation {name!r}")
-    if config.add_adapter:
-        raise CheckpointError("checkpoints with a Wav2Vec2 output adapter (add_adapter) are not supported")
-    return config
 
 
 def frame_lengths(sample_lengths: torch.Tensor, config: Wav2Vec2Config) -> torch.Tensor:
@@ -385,3 +376,18 @@ def fold_weight_norm(magnitude: torch.Tensor, direction: torch.Tensor) -> torch.
     dims = [d for d in range(direction.dim()) if magnitude.shape[d] == 1]
     v = direction.float()
     return (v * (magnitude.float() / v.norm(dim=dims, keepdim=True))).to(direction.dtype)
+
+
+def describe(config: Wav2Vec2Config) -> dict[str, Any]:
+    """The architecture's numbers, for the app's "How it works" panel."""
+    return {
+        "feature_encoder": f"{len(config.conv_dim)} conv layers, {config.conv_dim[-1]} channels, "
+        f"kernels {list(config.conv_kernel)}, strides {list(config.conv_stride)}, "
+        f"{config.feat_extract_norm} norm",
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "attention_heads": config.num_attention_heads,
+        "ffn_size": config.intermediate_size,
+        "layer_norm": "pre-LN (stable)" if config.do_stable_layer_norm else "post-LN",
+        "samples_per_frame": config.samples_per_frame,
+    }

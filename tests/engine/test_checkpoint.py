@@ -9,7 +9,8 @@ from torch import nn
 
 from engine.checkpoint import load_model, match_prefix
 from engine.errors import CheckpointError
-from engine.tasks.base import require_architecture
+from engine.tasks.base import find_family
+from engine.tasks.text_common import FAMILIES as TEXT_FAMILIES
 
 
 class Tiny(nn.Module):
@@ -163,11 +164,78 @@ def test_half_precision_casts_floating_tensors_only(checkpoint):
     assert model.head.weight.dtype == torch.bfloat16
 
 
+class Offsets(nn.Module):
+    """A block with a buffer computed from its size, not stored in the checkpoint (as a
+    relative position index would be), but no `init_buffers` to compute it after loading."""
+
+    def __init__(self, size: int = 3) -> None:
+        super().__init__()
+        self.size = size
+        self.proj = nn.Linear(size, size)
+        self.register_buffer("offsets", self._offsets(torch.device("meta")), persistent=False)
+
+    def _offsets(self, device: torch.device) -> torch.Tensor:
+        positions = torch.arange(self.size, device=device)
+        return positions[:, None] - positions[None, :]  # (size, size)
+
+
+class OffsetsWithHook(Offsets):
+    def init_buffers(self, device: torch.device) -> None:
+        self.offsets = self._offsets(device)
+
+
+class Nested(nn.Module):
+    """Blocks below the root, where `load_model` must still find them."""
+
+    def __init__(self, block: type[nn.Module] = OffsetsWithHook) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([block(), block()])
+
+
+@pytest.fixture
+def offsets_checkpoint(tmp_path):
+    folder = tmp_path / "offsets"
+    write_config(folder)
+    torch.manual_seed(0)
+    state = {k: v.clone() for k, v in Nested().state_dict().items()}
+    assert not any("offsets" in k for k in state)  # non-persistent: not in the file
+    save_file(state, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_init_buffers_fills_computed_buffers_after_loading(offsets_checkpoint):
+    model = load_model(Nested, offsets_checkpoint, device="cpu", dtype=torch.bfloat16)
+    expected = torch.tensor([[0, -1, -2], [1, 0, -1], [2, 1, 0]])
+    for block in model.blocks:
+        assert block.offsets.device == torch.device("cpu")
+        assert torch.equal(block.offsets, expected)
+        assert "offsets" in dict(block.named_buffers())  # still a buffer, still not saved
+        assert "offsets" not in block.state_dict()
+        assert block.proj.weight.dtype == torch.bfloat16
+
+
+def test_init_buffers_receives_the_load_device(offsets_checkpoint):
+    seen = []
+
+    class Recording(Nested):
+        def init_buffers(self, device: torch.device) -> None:
+            seen.append(device)
+
+    load_model(Recording, offsets_checkpoint, device="cpu")
+    assert seen == [torch.device("cpu")]
+
+
+def test_a_computed_buffer_without_init_buffers_is_a_bug(offsets_checkpoint):
+    with pytest.raises(RuntimeError, match="meta device.*blocks.0.offsets"):
+        load_model(lambda: Nested(Offsets), offsets_checkpoint)
+
+
 def test_wrong_architecture_names_both():
     with pytest.raises(CheckpointError) as info:
-        require_architecture(
+        find_family(
             {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]},
-            {"bert": 1, "distilbert": 2},
+            TEXT_FAMILIES,
+            "sequence-classification",
             "text-classification",
         )
     message = str(info.value)

@@ -32,7 +32,7 @@ def _load(head: str, folder, config_json: dict | None = None):
     data = config_json or json.loads((folder / "config.json").read_text())
     config = bert.BertConfig.from_json(data)
     num_labels = len(data.get("id2label", {})) or 2
-    return load_model(lambda: bert.HEADS[head](config, num_labels), folder, adapt=bert.adapt_checkpoint)
+    return load_model(lambda: bert.HEADS[head](config, num_labels), folder, adapt=bert.adapt)
 
 
 def _oracle(cls_name: str, tmp_path, **config):
@@ -102,7 +102,7 @@ def test_the_bare_base_model_matches_transformers(tmp_path):
     oracle = BertModel(bert_config()).eval()
     oracle.save_pretrained(tmp_path)
     config = bert.BertConfig.from_json(oracle.config.to_dict())
-    ours = load_model(lambda: bert.BertModel(config, with_pooler=True), tmp_path, adapt=bert.adapt_checkpoint)
+    ours = load_model(lambda: bert.BertModel(config, with_pooler=True), tmp_path, adapt=bert.adapt)
     batch = _batch(oracle.config.vocab_size)
     with torch.no_grad():
         expected = oracle(**batch).last_hidden_state
@@ -162,3 +162,15 @@ def test_bad_configs_are_checkpoint_errors():
         bert.BertConfig.from_json({**good, "hidden_act": "mystery"})
     with pytest.raises(CheckpointError, match="hidden_size"):
         bert.BertConfig.from_json({k: v for k, v in good.items() if k != "hidden_size"})
+
+
+def test_describe_gives_the_config_sizes():
+    config = bert.BertConfig.from_json(bert_config().to_dict())
+    assert bert.describe(config) == {
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "attention_heads": config.num_attention_heads,
+        "feed_forward_size": config.intermediate_size,
+        "vocabulary_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+    }

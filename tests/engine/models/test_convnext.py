@@ -72,3 +72,21 @@ def test_inconsistent_stage_counts_are_checkpoint_errors():
         convnext.ConvNextConfig.from_json({**TINY, "num_stages": 3})
     with pytest.raises(CheckpointError, match="hidden_act"):
         convnext.ConvNextConfig.from_json({**TINY, "hidden_act": "mish"})
+
+
+def test_describe_gives_the_architecture():
+    config = convnext.ConvNextConfig.from_json({**TINY, "patch_size": 2, "layer_scale_init_value": 0.0})
+    assert convnext.describe(config) == {
+        "architecture": "ConvNeXT",
+        "stages": 4,
+        "depths": [1, 1, 2, 1],
+        "hidden_sizes": [8, 16, 24, 32],
+        "layers": 5,
+        "patch_size": 2,
+        "layer_scale": False,
+    }
+
+
+def test_adapt_leaves_hub_files_as_they_are():
+    state = {"classifier.weight": torch.zeros(2, 3)}
+    assert convnext.adapt(state, set(state)) == state

@@ -17,7 +17,7 @@ from tests.engine.models.tiny_detr import save_tiny_detr
 
 
 def load(folder):
-    config = detr.config_from_dict(read_json(folder / "config.json"))
+    config = detr.DetrConfig.from_json(read_json(folder / "config.json"))
     return load_model(lambda: detr.DetrForObjectDetection(config), folder, adapt=detr.adapt)
 
 
@@ -61,8 +61,14 @@ def test_basic_block_backbone_matches(tmp_path):
 
 def test_config_reads_the_saved_fields(tiny):
     folder, _ = tiny
-    config = detr.config_from_dict(read_json(folder / "config.json"))
-    assert config.backbone_layout == "hf"
+    config = detr.DetrConfig.from_json(read_json(folder / "config.json"))
+    # a transformers-layout ResNet (no timm name), whose keys `adapt` maps onto the module tree
+    assert config.backbone.name == ""
+    saved = load_file(folder / "model.safetensors")
+    assert any(k.startswith(detr.BACKBONE_PREFIX + "embedder.embedder.") for k in saved)
+    with torch.device("meta"):
+        model = detr.DetrForObjectDetection(config)
+    assert set(detr.adapt(saved, set())) == set(model.state_dict())
     assert (config.d_model, config.num_queries, config.num_labels) == (32, 12, 5)
     assert (config.encoder_layers, config.decoder_layers, config.decoder_ffn_dim) == (2, 2, 48)
     assert config.backbone.depths == (1, 2, 1, 1)
@@ -120,7 +126,7 @@ def test_hub_layout_resnet50_loads_strictly_and_matches(tmp_path):
     (hub / "config.json").write_text(json.dumps(config))
 
     model = load(hub)
-    assert model.config.backbone_layout == "timm"
+    assert model.config.backbone.name == "resnet50"
     assert model.config.backbone.depths == (3, 4, 6, 3)
     hub_keys = {k for k in state if not k.endswith("num_batches_tracked")}
     assert set(model.state_dict()) == hub_keys
@@ -132,8 +138,8 @@ def test_saved_5x_timm_backbone_config_is_understood():
     data = {"model_type": "detr", "id2label": {"0": "a", "1": "b"},
             "backbone_config": {"model_type": "timm_backbone", "backbone": "resnet18",
                                 "out_indices": [1, 2, 3, 4], "output_stride": None}}
-    config = detr.config_from_dict(data)
-    assert (config.backbone_layout, config.backbone.layer_type) == ("timm", "basic")
+    config = detr.DetrConfig.from_json(data)
+    assert (config.backbone.name, config.backbone.layer_type) == ("resnet18", "basic")
     assert config.backbone.hidden_sizes == (64, 128, 256, 512)
     assert config.num_labels == 2
 
@@ -152,7 +158,7 @@ def test_unsupported_variants_are_clear_errors(tiny, change, message):
     data = read_json(folder / "config.json")
     data.update(change)
     with pytest.raises(CheckpointError, match=message):
-        detr.config_from_dict(data)
+        detr.DetrConfig.from_json(data)
 
 
 def test_weights_of_another_shape_are_refused(tiny, tmp_path):
@@ -179,3 +185,28 @@ def test_fused_backbone_gives_the_same_outputs(tiny):
     with torch.no_grad():
         for a, b in zip(plain(pixels, mask), fused(pixels, mask)):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+
+
+def test_describe_gives_the_architecture(tiny):
+    folder, _ = tiny
+    config = detr.DetrConfig.from_json(read_json(folder / "config.json"))
+    assert detr.describe(config) == {
+        "backbone": "ResNet 1-2-1-1 (bottleneck)",
+        "backbone_channels": 32,
+        "hidden_size": 32,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "attention_heads": 4,
+        "feed_forward_size": 64,
+        "queries": 12,
+    }
+    named = detr.DetrConfig.from_json({"id2label": {"0": "a"}, "backbone": "resnet50"})
+    assert detr.describe(named)["backbone"] == "resnet50"
+    assert detr.describe(named)["backbone_channels"] == 2048
+
+
+def test_an_unknown_activation_fails_at_load(tiny):
+    folder, _ = tiny
+    data = read_json(folder / "config.json")
+    with pytest.raises(CheckpointError, match="activation_function 'mish'"):
+        detr.DetrConfig.from_json({**data, "activation_function": "mish"})

@@ -30,7 +30,7 @@ def _load(head: str, folder):
     data = json.loads((folder / "config.json").read_text())
     config = distilbert.DistilBertConfig.from_json(data)
     num_labels = len(data.get("id2label", {})) or 2
-    return load_model(lambda: distilbert.HEADS[head](config, num_labels), folder, adapt=distilbert.adapt_checkpoint)
+    return load_model(lambda: distilbert.HEADS[head](config, num_labels), folder, adapt=distilbert.adapt)
 
 
 def _oracle(cls_name: str, folder, **config):
@@ -98,7 +98,7 @@ def test_the_bare_model_matches_transformers(tmp_path):
     oracle = DistilBertModel(distilbert_config()).eval()
     oracle.save_pretrained(tmp_path)
     config = distilbert.DistilBertConfig.from_json(oracle.config.to_dict())
-    ours = load_model(lambda: distilbert.DistilBertModel(config), tmp_path, adapt=distilbert.adapt_checkpoint)
+    ours = load_model(lambda: distilbert.DistilBertModel(config), tmp_path, adapt=distilbert.adapt)
     batch = _batch(oracle.config.vocab_size)
     with torch.no_grad():
         expected = oracle(**batch).last_hidden_state
@@ -112,3 +112,15 @@ def test_bad_configs_are_checkpoint_errors():
         distilbert.DistilBertConfig.from_json({**good, "n_heads": 5})
     with pytest.raises(CheckpointError, match="activation"):
         distilbert.DistilBertConfig.from_json({**good, "activation": "mystery"})
+
+
+def test_describe_gives_the_config_sizes():
+    config = distilbert.DistilBertConfig.from_json(distilbert_config().to_dict())
+    assert distilbert.describe(config) == {
+        "layers": config.n_layers,
+        "hidden_size": config.dim,
+        "attention_heads": config.n_heads,
+        "feed_forward_size": config.hidden_dim,
+        "vocabulary_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+    }

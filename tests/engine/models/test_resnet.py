@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import load_model
 from engine.errors import CheckpointError
-from engine.models.resnet import ResNet, ResNetConfig, rename_hf_keys
+from engine.models.resnet import ResNet, ResNetConfig, adapt
 
 
 @pytest.mark.parametrize("layer_type", ["bottleneck", "basic"])
@@ -29,7 +29,7 @@ def test_stages_match_transformers_resnet(tmp_path, layer_type):
     assert any(k.endswith("num_batches_tracked") for k in load_file(tmp_path / "model.safetensors"))
 
     config = ResNetConfig(depths=(2, 1, 2, 1), hidden_sizes=widths, embedding_size=8, layer_type=layer_type)
-    model = load_model(lambda: ResNet(config), tmp_path, adapt=lambda s, _: rename_hf_keys(s, ""))
+    model = load_model(lambda: ResNet(config), tmp_path, adapt=adapt)
     pixels = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         expected = reference(pixels, output_hidden_states=True).hidden_states[1:]
@@ -71,3 +71,16 @@ def test_unknown_names_and_stages_are_refused():
         model = ResNet(ResNetConfig.named("resnet18"))
     with pytest.raises(ValueError, match="0..4"):
         model(torch.zeros(1, 3, 32, 32, device="meta"), stages=(5,))
+
+
+def test_config_from_transformers_resnet_json():
+    from transformers import ResNetConfig as HFConfig
+
+    data = HFConfig(embedding_size=8, hidden_sizes=[4, 8, 12, 16], depths=[2, 1, 2, 1], layer_type="basic").to_dict()
+    config = ResNetConfig.from_json(data)
+    assert config == ResNetConfig(depths=(2, 1, 2, 1), hidden_sizes=(4, 8, 12, 16), embedding_size=8,
+                                  layer_type="basic")
+    with pytest.raises(CheckpointError, match="downsample"):
+        ResNetConfig.from_json({**data, "downsample_in_bottleneck": True})
+    with pytest.raises(CheckpointError, match="'gelu'"):
+        ResNetConfig.from_json({**data, "hidden_act": "gelu"})

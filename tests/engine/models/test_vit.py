@@ -15,7 +15,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermed
 
 def load(folder):
     config = vit.ViTConfig.from_json(read_json(folder / "config.json"))
-    return load_model(lambda: vit.ViTForImageClassification(config), folder, adapt=vit.adapt_state)
+    return load_model(lambda: vit.ViTForImageClassification(config), folder, adapt=vit.adapt)
 
 
 def save_tiny(folder, **overrides):
@@ -96,3 +96,17 @@ def test_bad_configs_are_checkpoint_errors():
         vit.ViTConfig.from_json({**TINY, "hidden_act": "mish"})
     with pytest.raises(CheckpointError, match="hidden_size"):
         vit.ViTConfig.from_json({"num_hidden_layers": 2})
+
+
+def test_describe_gives_the_architecture():
+    config = vit.ViTConfig.from_json({**TINY, "image_size": 32, "patch_size": [8, 4]})
+    assert vit.describe(config) == {
+        "architecture": "ViT",
+        "image_size": [32, 32],
+        "patch_size": [8, 4],
+        "patches": 32,
+        "layers": 2,
+        "hidden_size": 32,
+        "heads": 4,
+        "mlp_size": 37,
+    }

@@ -128,7 +128,7 @@ def test_frame_geometry_matches_transformers(root):
     import transformers
 
     folder = checkpoint("ctc-group", root)
-    config = wav2vec2.config_from_json(json.loads((folder / "config.json").read_text()))
+    config = wav2vec2.Wav2Vec2Config.from_json(json.loads((folder / "config.json").read_text()))
     oracle = transformers.Wav2Vec2ForCTC.from_pretrained(folder)
     lengths = torch.tensor([400, 401, 719, 720, 16000, 160_000, 480_123])
     assert torch.equal(wav2vec2.frame_lengths(lengths, config), oracle._get_feat_extract_output_lengths(lengths))
@@ -188,7 +188,7 @@ def test_bad_configs_are_clear_errors(root, change, message):
     data.update(change)
     data = {k: v for k, v in data.items() if v is not None}
     with pytest.raises(CheckpointError, match=message):
-        wav2vec2.config_from_json(data)
+        wav2vec2.Wav2Vec2Config.from_json(data)
 
 
 def test_a_truncated_weight_norm_pair_is_named(root):
@@ -200,9 +200,26 @@ def test_a_truncated_weight_norm_pair_is_named(root):
 def test_loading_assigns_every_tensor(root):
     folder = checkpoint("hubert-ctc-bn", root)
     model = load_model(
-        lambda: wav2vec2.Wav2Vec2ForCTC(wav2vec2.config_from_json(json.loads((folder / "config.json").read_text()))),
+        lambda: wav2vec2.Wav2Vec2ForCTC(wav2vec2.Wav2Vec2Config.from_json(json.loads((folder / "config.json").read_text()))),
         folder,
         adapt=wav2vec2.adapt,
     )
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert np.isfinite(model(torch.from_numpy(speech_like(0.5))[None]).detach().numpy()).all()
+
+
+def test_describe_gives_the_architecture():
+    config = wav2vec2.Wav2Vec2Config.from_json(
+        {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37,
+         "conv_dim": [16] * 7, "feat_extract_norm": "layer", "do_stable_layer_norm": True}
+    )
+    assert wav2vec2.describe(config) == {
+        "feature_encoder": "7 conv layers, 16 channels, kernels [10, 3, 3, 3, 3, 2, 2], "
+        "strides [5, 2, 2, 2, 2, 2, 2], layer norm",
+        "layers": 2,
+        "hidden_size": 32,
+        "attention_heads": 4,
+        "ffn_size": 37,
+        "layer_norm": "pre-LN (stable)",
+        "samples_per_frame": 320,
+    }

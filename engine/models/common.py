@@ -1,0 +1,34 @@
+"""What three or more model files share: the activation functions config.json names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.errors import CheckpointError
+
+# config.json's names, as transformers spells them: "gelu" is the exact erf form, "gelu_new"
+# and "gelu_pytorch_tanh" the tanh approximation, "swish" another name for SiLU.
+_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_new": partial(F.gelu, approximate="tanh"),
+    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+def activation(name: str, key: str = "hidden_act") -> Callable[[Tensor], Tensor]:
+    """The function config.json calls `name`; `key` is the config.json field that named it,
+    for the error a config's `from_json` raises on an unknown name."""
+    try:
+        return _FUNCTIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(_FUNCTIONS))
+        raise CheckpointError(
+            f"{key} {name!r} in config.json is not a supported activation (known: {known})"
+        ) from None
