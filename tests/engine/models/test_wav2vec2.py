@@ -143,7 +143,16 @@ def test_half_precision_runs_close_to_float32(root):
     half, _ = load_speech_model(folder, "ctc", "cpu", torch.bfloat16)
     assert half.lm_head.weight.dtype == torch.bfloat16
     x = torch.from_numpy(speech_like(1.0))[None]
-    assert (half(x.bfloat16()).float() - full(x)).abs().max() < 0.3
+    # how far bf16 drifts depends on the random weights transformers drew, so the bar is the
+    # oracle's own drift in bf16 on the same file (0.3 held for the weights transformers 4.x drew)
+    import transformers
+
+    oracle = transformers.Wav2Vec2ForCTC.from_pretrained(folder).eval()
+    oracle_half = transformers.Wav2Vec2ForCTC.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        theirs = (oracle_half(x.bfloat16()).logits.float() - oracle(x).logits).abs().max()
+        ours = (half(x.bfloat16()).float() - full(x)).abs().max()
+    assert ours < max(0.3, 1.25 * theirs)
 
 
 def test_a_pretraining_checkpoint_is_refused_by_name(root, tmp_path):
