@@ -24,6 +24,7 @@ run: $(BIN)/.installed
 	$(BIN)/python -m app
 
 test: $(BIN)/.installed-test
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed-test
