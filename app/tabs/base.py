@@ -63,6 +63,10 @@ class TaskTab(QWidget):
           (the loaded task's `info()`, None before loading) turns the input into the output.
       `open_path(path)`: take a file chosen with Ctrl+O; `load_sample()`: fill in an example
           input (used for screenshots).
+    and, when the engine task reports more than a result:
+      `show_partial(value)`: a part of the result streamed by the tab's current run.
+      `show_run_progress(done, total, message)`, `end_run_progress()`: how far the current run
+          has got, once its model is loaded (the load bar shows it unless overridden).
     The base class handles everything else and keeps the user's input on every failure.
     """
 
@@ -90,6 +94,7 @@ class TaskTab(QWidget):
         self._load_job: int | None = None
         self._load_spec: ModelSpec | None = None
         self._run_job: int | None = None
+        self._run_loaded = False  # the run job's model is loaded: its progress is now the run's
         self._build()
         self._connect_engine()
         if self.settings.model():
@@ -122,6 +127,23 @@ class TaskTab(QWidget):
     def extra_options(self) -> dict[str, Any]:
         return {}
 
+    def show_partial(self, value: Any) -> None:
+        """A part of the current run's result, streamed before the result itself (a long
+        recording's text so far, a generation's tokens so far). Only the partials of this tab's
+        current run arrive, in the order the engine sent them; those of a run since replaced or
+        cancelled are dropped. A tab that draws nothing until the result ignores them."""
+
+    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
+        """How far the current run has got, reported once its model is loaded (a download or a
+        load before that always goes to the load bar). By default the load bar shows it too, as
+        with the question-answering tab's "reading window 2 of 5"."""
+        self._show_load_progress(done, total, message)
+
+    def end_run_progress(self) -> None:
+        """The current run ended (a result, a failure or a cancel): hide what an overridden
+        `show_run_progress` showed. The load bar needs nothing here: it ends once the tab has
+        no job left."""
+
     def open_path(self, path: Path) -> None:
         pass
 
@@ -148,6 +170,7 @@ class TaskTab(QWidget):
         options = {**self.options_form.values(), **self.extra_options()}
         self._run_input = value
         self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
+        self._run_loaded = False
         self.busy_label.setText("Running…")
         self._update_actions()
 
@@ -288,6 +311,7 @@ class TaskTab(QWidget):
         engine.ready.connect(self._on_ready)
         engine.progress.connect(self._on_progress)
         engine.loaded.connect(self._on_loaded)
+        engine.partial.connect(self._on_partial)
         engine.result.connect(self._on_result)
         engine.failed.connect(self._on_failed)
         engine.cancelled.connect(self._on_cancelled)
@@ -301,6 +325,7 @@ class TaskTab(QWidget):
         if job_id == self._run_job:
             self._run_job = None
             self.busy_label.setText("")
+            self.end_run_progress()
         if not self.is_busy():
             self.progress.end()
         self._update_actions()
@@ -336,17 +361,30 @@ class TaskTab(QWidget):
         self.ensure_loaded()
 
     @Slot(int, object, object, str)
-    def _on_progress(self, job_id: int, done: int, total: int | None, message: str) -> None:
-        if not self._mine(job_id):
-            return
+    def _on_progress(self, job_id: int, done: float, total: float | None, message: str) -> None:
+        # a run job first loads its model when it is not cached (download, weights): until its
+        # `loaded` arrives, its progress is a load's like a load job's
+        if job_id == self._run_job and self._run_loaded:
+            self.show_run_progress(done, total, message)
+        elif self._mine(job_id):
+            self._show_load_progress(done, total, message)
+
+    def _show_load_progress(self, done: float, total: float | None, message: str) -> None:
         if not self.progress.isVisible():
             self.progress.begin(message)
         self.progress.update_progress(done, total, message)
 
     @Slot(int, object)
+    def _on_partial(self, job_id: int, value: Any) -> None:
+        if job_id == self._run_job:
+            self.show_partial(value)
+
+    @Slot(int, object)
     def _on_loaded(self, job_id: int, model: Loaded) -> None:
         if not self._mine(job_id):
             return
+        if job_id == self._run_job:
+            self._run_loaded = True
         self.loaded = model
         self.settings.remember(model.spec.ref)
         self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
