@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage, QImageReader
 
 import app.annotate
-from app.widgets.image_view import class_colour
+from app.widgets.overlays import class_colour
 from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
     tab_of,
