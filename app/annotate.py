@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSaveFile, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QImageWriter
 
-from app.widgets.image_view import Overlay, render_overlay
+from app.widgets.overlays import Overlay, render_overlay
 
 MAX_EXPORT_PIXELS = 100_000_000  # the engine refuses larger pictures, so none has overlays to draw
 _BYTES_PER_PIXEL = 4  # Qt decodes photos to 32-bit pixels

@@ -2,17 +2,24 @@
 
 How to add a tab (for an engine task such as "image-classification"):
 
-1. Write `app/tabs/image_classification.py` with a `TaskTab` subclass. Set the class attributes
-   `task` (the engine task name), `title`, `modality` ("audio", "vision" or "text") and `blurb`,
-   and implement `build_input`, `build_result`, `current_input`, `show_result`, `clear_result`
-   and `explain` (see `TaskTab`). Call `self.input_changed()` whenever the input changes.
+1. Write `app/tabs/image_classification.py` with a subclass of the base for its kind of input:
+   `TextTab` (app/tabs/text_common.py), `VisionTab` (vision_common.py) or `AudioTab`
+   (audio_common.py), or `TaskTab` itself for a new kind. Set the class attributes `task` (the
+   engine task name), `title` and `blurb` (on a plain `TaskTab` also `modality`: "audio",
+   "vision" or "text"), and implement what the base leaves open: for a `TaskTab`, `build_input`,
+   `build_result`, `current_input`, `show_result`, `clear_result` and `explain` (see
+   `TaskTab`); the input bases build and read the input themselves and say in their docstrings
+   what is left. Call `self.input_changed()` whenever the input changes.
 2. Add one line to `TABS` in `app/tabs/__init__.py`.
 
 The tab appears in its modality's group once the engine task module exists. Everything else is
 done here: the model picker, load progress, errors, run/cancel, option widgets built from the
-engine's `Option`s, Copy/Save JSON, the How-it-works panel and QSettings. A tab module imports
-only Qt and `app`: never torch and never an engine task module (the worker imports those, in
-its own thread, after the window shows).
+engine's `Option`s, Copy/Save JSON, the How-it-works panel and QSettings. An engine task that
+streams partial results (a transcript so far, tokens as they are generated) or reports how far
+a run has got reaches the tab through `show_partial` and `show_run_progress`, for the tab's own
+current run only (app/tabs/engine_signals.py). A tab module imports only Qt and `app`: never
+torch and never an engine task module (the worker imports those, in its own thread, after the
+window shows).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -34,20 +41,21 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import TabSettings
+from app.tabs.engine_signals import EngineSignalsMixin
 from app.widgets.banner import Banner
 from app.widgets.how_it_works import HowItWorks
 from app.widgets.model_picker import ModelPicker
 from app.widgets.options_form import OptionsForm
 from app.widgets.progress import LoadProgress
 from app.widgets.tab_parts import ResultHeader, RunBar
-from app.worker import Engine, EngineInfo, Loaded, ModelSpec, Outcome, TaskMeta
+from app.worker import Engine, Loaded, ModelSpec, Outcome, TaskMeta
 
 
 #: returns the (device, dtype) the toolbar asks for, e.g. ("auto", "fp32")
 RuntimeChoice = Callable[[], tuple[str, str]]
 
 
-class TaskTab(QWidget):
+class TaskTab(EngineSignalsMixin, QWidget):
     """One engine task, from input to result.
 
     Subclasses provide:
@@ -63,7 +71,12 @@ class TaskTab(QWidget):
           (the loaded task's `info()`, None before loading) turns the input into the output.
       `open_path(path)`: take a file chosen with Ctrl+O; `load_sample()`: fill in an example
           input (used for screenshots).
-    The base class handles everything else and keeps the user's input on every failure.
+    and, when the engine task reports more than a result:
+      `show_partial(value)`: a part of the result streamed by the tab's current run.
+      `show_run_progress(done, total, message)`, `end_run_progress()`: how far the current run
+          has got, once its model is loaded (the load bar shows it unless overridden).
+    The base class (with its other half, engine_signals.py) handles everything else and keeps
+    the user's input on every failure.
     """
 
     task: ClassVar[str]
@@ -90,6 +103,7 @@ class TaskTab(QWidget):
         self._load_job: int | None = None
         self._load_spec: ModelSpec | None = None
         self._run_job: int | None = None
+        self._run_loaded = False
         self._build()
         self._connect_engine()
         if self.settings.model():
@@ -122,6 +136,23 @@ class TaskTab(QWidget):
     def extra_options(self) -> dict[str, Any]:
         return {}
 
+    def show_partial(self, value: Any) -> None:
+        """A part of the current run's result, streamed before the result itself (a long
+        recording's text so far, a generation's tokens so far). Only the partials of this tab's
+        current run arrive, in the order the engine sent them; those of a run since replaced or
+        cancelled are dropped. A tab that draws nothing until the result ignores them."""
+
+    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
+        """How far the current run has got, reported once its model is loaded (a download or a
+        load before that always goes to the load bar). By default the load bar shows it too, as
+        with the question-answering tab's "reading window 2 of 5"."""
+        self._show_load_progress(done, total, message)
+
+    def end_run_progress(self) -> None:
+        """The current run ended (a result, a failure or a cancel): hide what an overridden
+        `show_run_progress` showed. The load bar needs nothing here: it ends once the tab has
+        no job left."""
+
     def open_path(self, path: Path) -> None:
         pass
 
@@ -148,6 +179,7 @@ class TaskTab(QWidget):
         options = {**self.options_form.values(), **self.extra_options()}
         self._run_input = value
         self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
+        self._run_loaded = False
         self.busy_label.setText("Running…")
         self._update_actions()
 
@@ -209,6 +241,21 @@ class TaskTab(QWidget):
         self._load_spec = spec
         self._load_job = self.engine.load(spec, key=f"{self.task}:load")
         self._update_actions()
+
+    def _on_model_chosen(self, ref: str) -> None:
+        self.settings.set_model(ref)
+        if self.banner.kind == "error":  # a new choice makes the last model's trouble moot
+            self.banner.clear()
+        self.ensure_loaded()
+
+    def runtime_changed(self) -> None:
+        """The toolbar's device or precision changed: reload when this tab is on screen."""
+        if self.isVisible():
+            self.ensure_loaded()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.ensure_loaded()
 
     def status(self) -> dict[str, Any]:
         """What the window's status bar shows for this tab."""
@@ -280,123 +327,6 @@ class TaskTab(QWidget):
     def _refresh_how(self) -> None:
         info = self.loaded.info if self.loaded else None
         self.how.set_content(self.explain(info), info)
-
-    # ----- engine signals ----------------------------------------------------------------------
-
-    def _connect_engine(self) -> None:
-        engine = self.engine
-        engine.ready.connect(self._on_ready)
-        engine.progress.connect(self._on_progress)
-        engine.loaded.connect(self._on_loaded)
-        engine.result.connect(self._on_result)
-        engine.failed.connect(self._on_failed)
-        engine.cancelled.connect(self._on_cancelled)
-
-    def _mine(self, job_id: int) -> bool:
-        return job_id in (self._load_job, self._run_job)
-
-    def _finish(self, job_id: int) -> None:
-        if job_id == self._load_job:
-            self._load_job = self._load_spec = None
-        if job_id == self._run_job:
-            self._run_job = None
-            self.busy_label.setText("")
-        if not self.is_busy():
-            self.progress.end()
-        self._update_actions()
-
-    @Slot(object)
-    def _on_ready(self, info: EngineInfo) -> None:
-        self.meta = info.tasks.get(self.task)
-        if self.meta is None:
-            why = info.broken.get(self.task, "it is not part of this engine")
-            self.banner.show_message("error", f"The {self.title} engine could not start: {why}")
-            self._update_actions()
-            return
-        self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
-        self.options_form.set_options(self.meta.options, exclude=self.own_options)
-        self.options_form.set_values(self.settings.options(self.options_form.names()))
-        self._update_actions()
-        if self.isVisible():
-            self.ensure_loaded()
-
-    def _on_model_chosen(self, ref: str) -> None:
-        self.settings.set_model(ref)
-        if self.banner.kind == "error":  # a new choice makes the last model's trouble moot
-            self.banner.clear()
-        self.ensure_loaded()
-
-    def runtime_changed(self) -> None:
-        """The toolbar's device or precision changed: reload when this tab is on screen."""
-        if self.isVisible():
-            self.ensure_loaded()
-
-    def showEvent(self, event: Any) -> None:
-        super().showEvent(event)
-        self.ensure_loaded()
-
-    @Slot(int, object, object, str)
-    def _on_progress(self, job_id: int, done: int, total: int | None, message: str) -> None:
-        if not self._mine(job_id):
-            return
-        if not self.progress.isVisible():
-            self.progress.begin(message)
-        self.progress.update_progress(done, total, message)
-
-    @Slot(int, object)
-    def _on_loaded(self, job_id: int, model: Loaded) -> None:
-        if not self._mine(job_id):
-            return
-        self.loaded = model
-        self.settings.remember(model.spec.ref)
-        self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
-        if self.banner.kind == "error":
-            self.banner.clear()
-        self.progress.end()
-        self._refresh_how()
-        if job_id == self._load_job:
-            self._finish(job_id)
-        self.status_changed.emit()
-
-    @Slot(int, object)
-    def _on_result(self, job_id: int, outcome: Outcome) -> None:
-        if job_id != self._run_job:
-            return
-        self.last_outcome = outcome
-        self.last_input = self._run_input
-        self.banner.clear()
-        warnings = list(getattr(outcome.result, "warnings", []) or [])
-        if warnings:
-            self.warnings.show_message("warning", "\n".join(warnings))
-        else:
-            self.warnings.clear()
-        self.clear_result()
-        self.show_result(outcome.result)
-        self._finish(job_id)
-        self.busy_label.setText(f"Done in {outcome.latency_ms:,.0f} ms")
-        self.status_changed.emit()
-
-    @Slot(int, str, str)
-    def _on_failed(self, job_id: int, kind: str, message: str) -> None:
-        if not self._mine(job_id):
-            return
-        ref = self._load_spec.ref if job_id == self._load_job and self._load_spec else self.picker.current()
-        actions = []
-        if kind in ("ModelUnavailable", "CheckpointError"):
-            actions.append(("Open local folder…", self.picker.open_folder))
-            if ref not in message:
-                message = f"Could not load {ref}: {message}"
-        self.banner.show_message("error", message, actions)
-        self._finish(job_id)
-
-    @Slot(int)
-    def _on_cancelled(self, job_id: int) -> None:
-        if not self._mine(job_id):
-            return
-        was_run = job_id == self._run_job
-        self._finish(job_id)
-        if was_run:
-            self.busy_label.setText("Cancelled")
 
 
 def _card(*parts: QWidget, stretch: int) -> QFrame:

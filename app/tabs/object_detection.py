@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.tabs.vision_common import VisionTab
-from app.widgets.image_view import Box, class_colour
+from app.widgets.overlays import Box, class_colour
 from app.widgets.tab_parts import results_table
 from app.worker import Outcome
 

@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph, result_items, text_box
+from app.tabs.text_common import TextTab, encoder_paragraph, result_items
 from app.widgets.tab_parts import results_table
 
 SAMPLE_CONTEXT = (
@@ -31,13 +30,14 @@ SAMPLE_QUESTION = "Who designed the Analytical Engine?"
 COLUMNS = ("Answer", "Score", "Span")
 
 
-class QuestionAnsweringTab(TaskTab):
+class QuestionAnsweringTab(TextTab):
+    """Its input is a question and a context, so it builds and reads its own two boxes; files
+    opened or dropped go into the context."""
+
     task = "question-answering"
     title = "Question answering"
-    modality = "text"
     blurb = "Ask a question about a text; the model points at the words that answer it."
     own_options = ("question",)
-    file_filter = "Text files (*.txt);;All files (*)"
 
     def build_input(self) -> QWidget:
         self.question = QLineEdit()
@@ -46,7 +46,7 @@ class QuestionAnsweringTab(TaskTab):
         self.question.setText(str(self.settings.value("question", "") or ""))
         self.question.textChanged.connect(self._on_question_changed)
         self.question.returnPressed.connect(self.run)
-        self.context = text_box(self, "The text to search for the answer: type, paste, or drop a .txt file", self._on_context_changed)
+        self.context = self.text_box("The text to search for the answer: type, paste, or drop a .txt file", self._on_context_changed)
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)

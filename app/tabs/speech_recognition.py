@@ -165,14 +165,12 @@ class SpeechRecognitionTab(AudioTab):
         self.save_button.setText("Export…")
         self.save_button.setToolTip("Export the transcript as text, subtitles (SRT, WebVTT) or JSON (Ctrl+S)")
         self.clear_result()
-        self.engine.partial.connect(self._on_run_partial)
         return holder
 
-    @Slot(int, object)
-    def _on_run_partial(self, job_id: int, text: Any) -> None:
+    def show_partial(self, value: Any) -> None:
         """A long file's text so far, window by window (it only grows)."""
-        if job_id == self._run_job and isinstance(text, str):
-            self.transcript.show_live(text, "")
+        if isinstance(value, str):
+            self.transcript.show_live(value, "")
 
     def make_session(self, rate: int) -> TranscriptionSession:
         return TranscriptionSession(rate)
@@ -223,19 +221,13 @@ class SpeechRecognitionTab(AudioTab):
 
     # ----- long files: progress and cancel ------------------------------------------------------
 
-    @Slot(int, object, object, str)
-    def _on_progress(self, job_id: int, done: Any, total: Any, message: str) -> None:
-        if job_id == self._run_job and message == "transcribing":
-            if self.progress.isVisible():
-                self.progress.end()  # the model is loaded: the load bar gives way to this one
-            self.run_progress.update_progress(float(done), float(total) if total else None)
-            return
-        super()._on_progress(job_id, done, total, message)
+    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
+        """Seconds transcribed of the file's seconds, in this tab's own bar with its time left
+        (the load bar has gone by now: the model is loaded)."""
+        self.run_progress.update_progress(float(done), float(total) if total else None)
 
-    def _finish(self, job_id: int) -> None:
-        if job_id == self._run_job:
-            self.run_progress.hide()
-        super()._finish(job_id)
+    def end_run_progress(self) -> None:
+        self.run_progress.hide()
 
     # ----- export -------------------------------------------------------------------------------
 

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QWidget
 
-from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph, text_box
+from app.tabs.text_common import TextTab, encoder_paragraph
 from app.widgets.score_bars import ScoresPanel
 
-SAMPLE = (
-    "The new library opened on Saturday and the reading rooms were full all afternoon. "
-    "The staff were friendly, the chairs comfortable, and the coffee surprisingly good."
-)
 
-
-class TextClassificationTab(TaskTab):
+class TextClassificationTab(TextTab):
     task = "text-classification"
     title = "Text classification"
-    modality = "text"
     blurb = "Give a text; the model scores every label it knows (sentiment, topic, …)."
-    file_filter = "Text files (*.txt);;All files (*)"
-
-    def build_input(self) -> QWidget:
-        self.text = text_box(self, "Type or paste a text, or drop a .txt file here", self.input_changed)
-        return self.text
+    sample = (
+        "The new library opened on Saturday and the reading rooms were full all afternoon. "
+        "The staff were friendly, the chairs comfortable, and the coffee surprisingly good."
+    )
 
     def build_result(self) -> QWidget:
         holder = ScoresPanel()
@@ -45,13 +36,6 @@ class TextClassificationTab(TaskTab):
         self.result_stack.addWidget(self.placeholder)
         self.result_stack.addWidget(scroll)
         return self.result_stack
-
-    def current_input(self) -> str | None:
-        text = self.text.toPlainText()
-        return text if text.strip() else None
-
-    def empty_input_message(self) -> str:
-        return "Type or paste a text first (or open a .txt file with Ctrl+O)."
 
     def show_result(self, result: Any) -> None:
         rows = [(item["label"], item["score"]) for item in result.to_json()]
@@ -89,9 +73,3 @@ class TextClassificationTab(TaskTab):
             "and the tab says so."
         )
         return encoder_paragraph(info) + f"<p>{head}{scoring}</p>"
-
-    def open_path(self, path: Path) -> None:
-        self.text.load_file(path)
-
-    def load_sample(self) -> None:
-        self.text.setPlainText(SAMPLE)

@@ -1,11 +1,15 @@
-"""What the three text tabs share: the How-it-works sentences on BERT-style encoders, and reading
-the engine's character spans."""
+"""What the three text tabs share: `TextTab`, whose input is one text box, the How-it-works
+sentences on BERT-style encoders, and reading the engine's character spans."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
+from PySide6.QtWidgets import QWidget
+
+from app.tabs.base import TaskTab
 from app.widgets.text_input import TextInput
 
 _ENCODERS = {
@@ -50,10 +54,36 @@ def result_items(data: Any) -> list[dict[str, Any]]:
     return list(data) if isinstance(data, list) else [data]
 
 
-def text_box(tab: Any, placeholder: str, on_change: Callable[[], None]) -> TextInput:
-    """An editable text box that takes typing, pasting and dropped .txt files; a file it
-    cannot read is reported in `tab`'s banner."""
-    box = TextInput(placeholder)
-    box.textChanged.connect(on_change)
-    box.file_error.connect(lambda message: tab.banner.show_message("error", message))
-    return box
+class TextTab(TaskTab):
+    """A task tab whose input is a text (`self.text`): typed, pasted, dropped or opened as a
+    .txt file. A tab that reads more than one box (a question and a context) builds its own
+    input with `text_box` and overrides the methods below that read `self.text`."""
+
+    modality = "text"
+    file_filter = "Text files (*.txt);;All files (*)"
+    sample: ClassVar[str] = ""  # the text `load_sample` fills in
+
+    def build_input(self) -> QWidget:
+        self.text = self.text_box("Type or paste a text, or drop a .txt file here", self.input_changed)
+        return self.text
+
+    def current_input(self) -> str | None:
+        text = self.text.toPlainText()
+        return text if text.strip() else None
+
+    def empty_input_message(self) -> str:
+        return "Type or paste a text first (or open a .txt file with Ctrl+O)."
+
+    def open_path(self, path: Path) -> None:
+        self.text.load_file(path)
+
+    def load_sample(self) -> None:
+        self.text.setPlainText(self.sample)
+
+    def text_box(self, placeholder: str, on_change: Callable[[], None]) -> TextInput:
+        """An editable text box that takes typing, pasting and dropped .txt files; a file it
+        cannot read is reported in the banner."""
+        box = TextInput(placeholder)
+        box.textChanged.connect(on_change)
+        box.file_error.connect(lambda message: self.banner.show_message("error", message))
+        return box

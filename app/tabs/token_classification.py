@@ -4,7 +4,6 @@ entities; selecting a row selects its span in the text."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -18,29 +17,22 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.tabs.base import TaskTab
-from app.tabs.text_common import encoder_paragraph, entity_type, text_box
+from app.tabs.text_common import TextTab, encoder_paragraph, entity_type
 from app.widgets.tab_parts import results_table
 from app.widgets.text_input import TextInput
 
-SAMPLE = (
-    "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
-    "Her notes were published in 1843 by Richard Taylor, and the Science Museum now shows "
-    "a part of the machine."
-)
 COLUMNS = ("Word", "Type", "Score", "Span")
 
 
-class TokenClassificationTab(TaskTab):
+class TokenClassificationTab(TextTab):
     task = "token-classification"
     title = "Named entities"
-    modality = "text"
     blurb = "Find the people, places, organisations and other names in a text."
-    file_filter = "Text files (*.txt);;All files (*)"
-
-    def build_input(self) -> QWidget:
-        self.text = text_box(self, "Type or paste a text, or drop a .txt file here", self.input_changed)
-        return self.text
+    sample = (
+        "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
+        "Her notes were published in 1843 by Richard Taylor, and the Science Museum now shows "
+        "a part of the machine."
+    )
 
     def build_result(self) -> QWidget:
         self.view = TextInput("")
@@ -70,13 +62,6 @@ class TokenClassificationTab(TaskTab):
         self.result_stack.addWidget(split)
         self._entities: list[dict[str, Any]] = []
         return self.result_stack
-
-    def current_input(self) -> str | None:
-        text = self.text.toPlainText()
-        return text if text.strip() else None
-
-    def empty_input_message(self) -> str:
-        return "Type or paste a text first (or open a .txt file with Ctrl+O)."
 
     def show_result(self, result: Any) -> None:
         self._entities = list(result.to_json())
@@ -141,9 +126,3 @@ class TokenClassificationTab(TaskTab):
             "Offsets kept by the tokenizer map every entity back to its characters in your text."
         )
         return encoder_paragraph(info) + f"<p>{head}</p>"
-
-    def open_path(self, path: Path) -> None:
-        self.text.load_file(path)
-
-    def load_sample(self) -> None:
-        self.text.setPlainText(SAMPLE)

@@ -13,7 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication
 
 import app.pictures
-from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
+from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     VISION_TASKS,
     WAIT_MS,
     file_mime,
@@ -25,7 +25,7 @@ from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
     wait_for_result,
     window,
 )
-from tests.app.vision_models import STREET_OBJECTS
+from tests.app.tabs.vision_models import STREET_OBJECTS
 
 
 # ----- image classification ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Tiny vision checkpoints written by transformers (the oracle) for the vision tabs, and for
 screenshots:
 
-    python -c "from tests.app.vision_models import build_vision_models; build_vision_models('/tmp/tiny')"
+    python -c "from tests.app.tabs.vision_models import build_vision_models; build_vision_models('/tmp/tiny')"
     python -m app --screenshots shots --model-dir /tmp/tiny
 
 The weights are random, except that the last linear layers of each head are fitted by least
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples"
 
 DETECTION_LABELS = ["stop sign", "tree", "car", "traffic light", "building", "person", "bench", "bicycle"]
 # (label, score, x0, y0, x1, y1) in the pixels of street.jpg (1200×800)

@@ -12,16 +12,16 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage, QImageReader
 
 import app.annotate
-from app.widgets.image_view import class_colour
-from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
+from app.widgets.overlays import class_colour
+from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
     tab_of,
     vision_models,
     wait_for_result,
     window,
 )
+from tests.app.tabs.vision_models import SAMPLES
 from tests.app.ui_probe import UiProbe
-from tests.app.vision_models import SAMPLES
 
 EXIF_ORIENTATION = 0x0112
 ROTATE_90_CW = 6  # the stored pixels are shown turned a quarter clockwise

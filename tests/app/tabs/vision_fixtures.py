@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from tests.app import conftest
-from tests.app.vision_models import SAMPLES, build_vision_models
+from tests.app.tabs.vision_models import SAMPLES, build_vision_models
 
 VISION_TASKS = ("image-classification", "object-detection")
 WAIT_MS = 60_000

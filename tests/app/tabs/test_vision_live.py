@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage
 import app.worker
 from app.webcam import StillFrames, camera_problem
 from tests.app.conftest import stop_engine
-from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
+from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
     images,
     open_window,
@@ -21,7 +21,7 @@ from tests.app.vision_fixtures import (  # noqa: F401 (fixtures)
     wait_for_result,
     window,
 )
-from tests.app.vision_models import SAMPLES, STREET_OBJECTS
+from tests.app.tabs.vision_models import SAMPLES, STREET_OBJECTS
 
 LIVE_KEY = "object-detection:live"
 

@@ -344,7 +344,7 @@ def test_sounddevice_is_imported_only_for_live_input(tmp_path):
         "w.show(); app.processEvents()\n"
         "print(len(tabs), 'sounddevice' in sys.modules, 'torch' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["2", "False", "False"], out.stderr
 
