@@ -165,7 +165,7 @@ class _SkipRandomInit(TorchFunctionMode):
                 "xavier_uniform_", "xavier_normal_", "orthogonal_"}
     FACTORIES = {"randn", "rand"}
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         target = args[0] if args else kwargs.get("tensor")

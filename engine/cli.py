@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(done: int, total: int | None, message: str) -> None:
+def _progress(done: float, total: float | None, message: str) -> None:
     if sys.stderr.isatty():
         share = f" {100 * done / total:.0f}%" if total else ""
         sys.stderr.write(f"\r{message}{share} ({done / 1e6:.1f} MB)")

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -24,6 +24,10 @@ _CLEANUPS = (
     (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
     (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
 )  # fmt: skip
+
+
+#: Per-frame token ids: a list, or the argmax array a model gives.
+TokenIds = Sequence[int] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -107,19 +111,19 @@ class CTCVocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def _runs(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _runs(self, ids: TokenIds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each run of equal tokens, blanks included: its text index, first frame, end frame."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        inside = (ids >= 0) & (ids < len(self._text_index))
-        texts = np.full(len(ids), self._unknown_index, dtype=np.int64)
-        texts[inside] = self._text_index[ids[inside]]
+        frames = np.asarray(ids, dtype=np.int64).reshape(-1)
+        inside = (frames >= 0) & (frames < len(self._text_index))
+        texts = np.full(len(frames), self._unknown_index, dtype=np.int64)
+        texts[inside] = self._text_index[frames[inside]]
         changes = np.ones(len(texts), dtype=bool)
         changes[1:] = texts[1:] != texts[:-1]
         starts = np.flatnonzero(changes)
         ends = np.append(starts[1:], len(texts))
         return texts[starts], starts, ends
 
-    def char_spans(self, ids: Sequence[int]) -> list[Span]:
+    def char_spans(self, ids: TokenIds) -> list[Span]:
         """One span per emitted character (the delimiter already turned into its text)."""
         texts, starts, ends = self._runs(ids)
         keep = texts != self._blank_index
@@ -128,7 +132,7 @@ class CTCVocabulary:
             for t, s, e in zip(texts[keep].tolist(), starts[keep].tolist(), ends[keep].tolist())
         ]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: TokenIds) -> str:
         """The text of per-frame argmax ids."""
         texts = self._runs(ids)[0]
         text = "".join(self._emitted[t] for t in texts[texts != self._blank_index].tolist()).strip()
@@ -139,7 +143,7 @@ class CTCVocabulary:
                 text = text.replace(old, new)
         return text
 
-    def word_spans(self, ids: Sequence[int]) -> list[Span]:
+    def word_spans(self, ids: TokenIds) -> list[Span]:
         """Words between delimiters, each from its first character's first frame to its last
         character's last frame (the characters as emitted, without lower-casing)."""
         texts, starts, ends = self._runs(ids)
@@ -175,6 +179,14 @@ def _added_tokens(folder: Path, settings: dict[str, Any]) -> dict[int, str]:
     for i, token in (settings.get("added_tokens_decoder") or {}).items():
         added[int(i)] = _token_text(token, "")
     return added
+
+
+@overload
+def _token_text(value: Any, default: str) -> str: ...
+
+
+@overload
+def _token_text(value: Any, default: None) -> str | None: ...
 
 
 def _token_text(value: Any, default: str | None) -> str | None:

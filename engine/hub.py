@@ -18,8 +18,9 @@ from engine.errors import Cancelled, CheckpointError, ModelUnavailable
 if TYPE_CHECKING:
     from engine.runtime import CancelFlag  # only for annotations: engine.runtime imports torch
 
-#: `on_progress(done, total, message)`: bytes (or steps) done, the total when known.
-ProgressFn = Callable[[int, "int | None", str], None]
+#: `on_progress(done, total, message)`: bytes, steps or (transcribing) seconds done, the total
+#: when known.
+ProgressFn = Callable[[float, "float | None", str], None]
 
 WEIGHT_FILES = (
     "model.safetensors",

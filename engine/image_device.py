@@ -175,6 +175,7 @@ def preprocess(
         pixels = resize(pixels, height, width, config.resample)
         if crop is not None:
             pixels = center_crop(pixels, *crop)
-    if config.do_center_crop and config.crop_size is not None:
-        pixels = center_crop(pixels, config.crop_size.height, config.crop_size.width)
+    crop_size = config.center_crop_size()
+    if crop_size is not None:
+        pixels = center_crop(pixels, *crop_size)
     return normalize(pixels, config).to(dtype).contiguous()

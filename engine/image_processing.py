@@ -138,6 +138,15 @@ class ImageProcessorConfig:
             raise CheckpointError("preprocessor_config.json asks for a centre crop without a crop_size")
         return config
 
+    def center_crop_size(self) -> tuple[int, int] | None:
+        """(height, width) of the centre crop, or None when the config asks for none."""
+        if not self.do_center_crop or self.crop_size is None:
+            return None
+        height, width = self.crop_size.height, self.crop_size.width
+        if height is None or width is None:  # from_dict refuses these; a config built by hand may not
+            raise CheckpointError(f"a centre crop needs a crop_size with height and width, not {self.crop_size}")
+        return height, width
+
     def replace(self, **changes: Any) -> ImageProcessorConfig:
         return dataclasses.replace(self, **changes)
 
@@ -303,6 +312,7 @@ def preprocess(image: Image.Image, config: ImageProcessorConfig, table: np.ndarr
     if image.mode != "RGB":
         raise InputError(f"preprocess expects an RGB image, not mode {image.mode}: use load_image")
     image = resize_for(image, config)
-    if config.do_center_crop and config.crop_size is not None:
-        image = center_crop(image, config.crop_size.height, config.crop_size.width)
+    crop = config.center_crop_size()
+    if crop is not None:
+        image = center_crop(image, *crop)
     return to_pixel_values(image, value_table(config) if table is None else table)

@@ -187,7 +187,10 @@ class BertForSequenceClassification(nn.Module):
     ) -> Tensor:
         """(batch, seq) ids -> (batch, num_labels) logits."""
         hidden = self.bert(input_ids, attention_mask, token_type_ids)
-        return self.classifier(self.bert.pooler(hidden))
+        pooler = self.bert.pooler
+        if pooler is None:  # __init__ builds the encoder with_pooler=True
+            raise RuntimeError("BertForSequenceClassification's encoder has no pooler")
+        return self.classifier(pooler(hidden))
 
 
 class BertForTokenClassification(nn.Module):

@@ -60,7 +60,7 @@ class Block(nn.Module):
         self.activation = activation(config.hidden_act)
         self.pwconv2 = nn.Linear(4 * dim, dim)
         if config.layer_scale_init_value > 0:
-            self.layer_scale_parameter = nn.Parameter(torch.empty(dim))
+            self.layer_scale_parameter: nn.Parameter | None = nn.Parameter(torch.empty(dim))
         else:  # trained without layer scale: the checkpoint has no such key
             self.layer_scale_parameter = None
 

@@ -40,7 +40,7 @@ class FeatureEncoderLayer(nn.Module):
         )
         self.norm = norm
         if norm == "group":
-            self.layer_norm = nn.GroupNorm(out_channels, out_channels)
+            self.layer_norm: nn.GroupNorm | nn.LayerNorm = nn.GroupNorm(out_channels, out_channels)
         elif norm == "layer":
             self.layer_norm = nn.LayerNorm(out_channels)
         self.activation = activation(config.feat_extract_activation)
@@ -140,11 +140,11 @@ class FeedForward(nn.Module):
 class LanguageAdapter(nn.Module):
     """A small bottleneck added after each layer by MMS checkpoints (adapter_attn_dim)."""
 
-    def __init__(self, config: Wav2Vec2Config) -> None:
+    def __init__(self, hidden_size: int, adapter_attn_dim: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(config.hidden_size)
-        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
-        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.linear_1 = nn.Linear(hidden_size, adapter_attn_dim)
+        self.linear_2 = nn.Linear(adapter_attn_dim, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear_2(F.relu(self.linear_1(self.norm(x))))
@@ -160,7 +160,11 @@ class EncoderLayer(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.adapter_layer = LanguageAdapter(config) if self.pre_norm and config.adapter_attn_dim else None
+        self.adapter_layer = (
+            LanguageAdapter(config.hidden_size, config.adapter_attn_dim)
+            if self.pre_norm and config.adapter_attn_dim
+            else None
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if not self.pre_norm:

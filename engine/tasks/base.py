@@ -69,6 +69,7 @@ class Task(ABC):
     suggested_models: ClassVar[tuple[str, ...]] = ()
     extra_files: ClassVar[tuple[str, ...]] = ()  # Hub files needed beyond config and weights
     options: ClassVar[tuple[Option, ...]] = ()
+    ref: str  # what `load` fetched: a folder or a Hub id; unset on a task built directly
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.folder = Path(folder)

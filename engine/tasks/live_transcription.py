@@ -159,7 +159,9 @@ class LiveTranscriber:
         it included (for a vocabulary without a delimiter: up to the last blank); 0 if none."""
         vocab = self.vocabulary
         if vocab.delimiter_id is None:
-            blanks = np.flatnonzero(ids == vocab.blank_id) if vocab.blank_id is not None else []
+            if vocab.blank_id is None:
+                return 0
+            blanks = np.flatnonzero(ids == vocab.blank_id)
             return int(blanks[-1]) + 1 if len(blanks) else 0
         emitted = np.flatnonzero(ids != vocab.blank_id) if vocab.blank_id is not None else np.arange(len(ids))
         delimiters = emitted[ids[emitted] == vocab.delimiter_id]

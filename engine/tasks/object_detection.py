@@ -23,6 +23,7 @@ from engine import image_processing as processing
 from engine import image_device
 from engine.config import id2label
 from engine.errors import InputError
+from engine.models.detr import DetrForObjectDetection
 from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Option, Result, Task, find_family
 from engine.tasks.labels import label_name
@@ -145,7 +146,10 @@ class ObjectDetection(Task):
         super().__init__(folder, device, dtype)
         self.family = find_family(self.config, FAMILIES, self.name, self.name)
         self.model_config = self.family.config(self.config)
-        self.model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        if not isinstance(model, DetrForObjectDetection):  # vision_common's only detection head
+            raise TypeError(f"object detection expects a DETR model, not {type(model).__name__}")
+        self.model = model
         self.model.fuse_for_inference()
         self.processor = read_processor(self.folder, self.family)
         self.labels = id2label(self.config)
@@ -180,11 +184,9 @@ class ObjectDetection(Task):
         with torch.inference_mode():
             logits, boxes = self.model(pixel_values.to(self.device, self.dtype))
             scores, labels, corners = postprocess(logits, boxes, [(picture.height, picture.width)])
-        scores, labels, corners = scores[0].tolist(), labels[0].tolist(), corners[0].tolist()
+        rows = zip(scores[0].tolist(), labels[0].tolist(), corners[0].tolist())  # the one image's queries
         finished = time.perf_counter()
-        candidates = [
-            Detection(s, self.label(i), i, tuple(b)) for s, i, b in zip(scores, labels, corners)
-        ]
+        candidates = [Detection(s, self.label(i), i, tuple(b)) for s, i, b in rows]
         return Detections(
             detections=[d for d in candidates if d.score > threshold],
             candidates=candidates,

@@ -59,8 +59,9 @@ class TextTask(Task):
         positions = int(self.config.get("max_position_embeddings", 512))
         # the tokenizer may allow fewer tokens than the model has positions, never more
         self.max_length = min(tokenizer_settings(self.folder).model_max_length or positions, positions)
-        self.pad_id = self._token_id("[PAD]", default=0)
-        self.unk_id = self._token_id(getattr(self.tokenizer.model, "unk_token", "[UNK]"), default=None)
+        pad_id: int | None = self.tokenizer.token_to_id("[PAD]")
+        self.pad_id = 0 if pad_id is None else pad_id
+        self.unk_id: int | None = self.tokenizer.token_to_id(getattr(self.tokenizer.model, "unk_token", "[UNK]"))
 
     def _explain_head_mismatch(self, error: CheckpointError) -> CheckpointError:
         """A checkpoint trained for another task fails with a list of keys; say which task."""
@@ -72,10 +73,6 @@ class TextTask(Task):
             f"this checkpoint is a {trained_for[0]}; {self.title.lower()} needs a model "
             f"ending in {wanted} ({error})"
         )
-
-    def _token_id(self, token: str, default: int | None) -> int | None:
-        found = self.tokenizer.token_to_id(token)
-        return default if found is None else found
 
     def label(self, index: int) -> str:
         return label_name(self.labels, index)

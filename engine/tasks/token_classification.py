@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding
 
-from engine.errors import InputError
+from engine.errors import CheckpointError, InputError
 from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
@@ -147,6 +147,8 @@ class TokenClassification(TextTask):
                 continue
             start, end = encoding.offsets[i]
             piece = self.tokenizer.id_to_token(token_id)
+            if piece is None:  # the ids are the tokenizer's own, so each is in its vocabulary
+                raise CheckpointError(f"the tokenizer gave id {token_id} but has no token for it")
             original = text[start:end]
             if word_aware:
                 # "##ing" covers 3 characters of the text: a piece that is not as long as the

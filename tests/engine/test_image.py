@@ -311,6 +311,17 @@ def test_unusable_configs_are_checkpoint_errors(data, message):
         processing.ImageProcessorConfig.from_dict(data)
 
 
+def test_centre_crop_size_needs_height_and_width():
+    """from_dict refuses a crop without height and width; a config built by hand says so at the
+    first image instead of failing inside the crop."""
+    read = processing.ImageProcessorConfig.from_dict
+    assert read({"do_center_crop": True, "crop_size": {"height": 20, "width": 30}}).center_crop_size() == (20, 30)
+    assert read({"do_center_crop": False, "crop_size": 20}).center_crop_size() is None
+    by_hand = processing.ImageProcessorConfig(do_center_crop=True, crop_size=processing.Size(shortest_edge=20))
+    with pytest.raises(CheckpointError, match="crop_size with height and width"):
+        processing.preprocess(Image.new("RGB", (40, 40)), by_hand)
+
+
 def test_opening_images_does_not_import_torch():
     """The app opens and shows pictures before any model is loaded."""
     import subprocess
