@@ -143,7 +143,7 @@ class EngineWorker(QObject):
 
         last = 0.0
 
-        def on_progress(done: int, total: int | None, message: str) -> None:
+        def on_progress(done: float, total: float | None, message: str) -> None:
             nonlocal last
             now = time.monotonic()
             if now - last >= _PROGRESS_INTERVAL_S or (total and done >= total):

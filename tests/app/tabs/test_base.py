@@ -57,6 +57,9 @@ class StreamingTask:
     def info(self) -> dict:
         return self._task.info()
 
+    def parameter_bytes(self) -> int:
+        return self._task.parameter_bytes()
+
     def run(self, input: Any, *, hooks: Any, **options: Any) -> Any:
         words = input.split()
         for done, word in enumerate(words, start=1):

@@ -48,6 +48,9 @@ class SlowTask:
     def info(self):
         return self.task.info()
 
+    def parameter_bytes(self) -> int:
+        return self.task.parameter_bytes()
+
     def run(self, input, **kwargs):
         self.runs += 1
         time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps

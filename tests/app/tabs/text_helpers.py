@@ -50,6 +50,9 @@ class SlowTask:
     def info(self) -> dict:
         return self._task.info()
 
+    def parameter_bytes(self) -> int:
+        return self._task.parameter_bytes()
+
     def run(self, input: Any, *, hooks: Any = None, **options: Any) -> Any:
         end = time.monotonic() + self._seconds
         while time.monotonic() < end:
