@@ -148,7 +148,7 @@ class Task(ABC):
                     value = option.type(value)
                 except (TypeError, ValueError):
                     raise InputError(f"{option.flag} must be a {option.type.__name__}") from None
-            if option.choices and value not in option.choices:
+            if option.choices and value is not None and value not in option.choices:
                 choices = ", ".join(map(str, option.choices))
                 raise InputError(f"{option.flag} must be one of {choices}")
             resolved[name] = value
