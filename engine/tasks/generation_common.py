@@ -15,22 +15,25 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
+from torch import Tensor
 
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
 from engine.generation import search
+from engine.generation.cache import KVCache
 from engine.generation.settings import KEYS, GenerationSettings, early_stopping, resolve
 from engine.generation.stream import StreamedText, TextStream
-from engine.models import gpt2
+from engine.models import gpt2, t5
 from engine.runtime import check_cancel
 from engine.tasks.base import Family, Hooks, Option, Result, Task, find_family
-from engine.tokenization import load_tokenizer
+from engine.tokenization import load_tokenizer, tokenizer_settings
 
 FAMILIES: dict[str, Family] = {
     "gpt2": Family("GPT-2", gpt2.GPT2Config.from_json, gpt2.HEADS, gpt2.adapt, gpt2.describe),
+    "t5": Family("T5", t5.T5Config.from_json, t5.HEADS, t5.adapt, t5.describe),
 }
 
 #: The options every generation task takes, named as transformers' `generate` names them.
@@ -196,6 +199,68 @@ class GenerationTask(Task):
     def rows(self, settings: GenerationSettings) -> int:
         """How many sequences the search keeps at once."""
         return settings.num_beams if settings.num_beams > 1 else settings.num_return_sequences
+
+
+class Seq2SeqLM(Protocol):
+    """What the encoder-decoder tasks ask of a model (T5, BART)."""
+
+    def encode(self, input_ids: Tensor) -> Tensor: ...
+
+    def decode(self, input_ids: Tensor, memory: Tensor, cache: KVCache | None = None, last_only: bool = False) -> Tensor: ...
+
+    def make_cache(self, rows: int, capacity: int) -> KVCache: ...
+
+
+class Seq2SeqTask(GenerationTask):
+    """An encoder-decoder checkpoint: the input (after the task's prefix) is encoded once and
+    the output decoded from the decoder's start token. Inputs longer than the model reads are
+    cut, with a warning."""
+
+    head = "seq2seq-lm"
+    result_type: ClassVar[type[Generation]]
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(folder, device, dtype)
+        positions = self.config.get("max_position_embeddings")  # BART's; T5's relative positions have no end
+        self.max_positions: int | None = positions if isinstance(positions, int) else None
+        limits = [n for n in (self.max_positions, tokenizer_settings(self.folder).model_max_length) if n]
+        self.max_input_tokens: int | None = min(limits) if limits else None
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "max_input_tokens": self.max_input_tokens}
+
+    def generate_from(
+        self, text: str, prefix: str, task_params: Mapping[str, Any], options: Mapping[str, Any], hooks: Hooks
+    ) -> Generation:
+        """Encode `prefix + text` and decode its output with `task_params` under the options."""
+        ids, warnings = self.encode_input(prefix + text)
+        # transformers starts from the BOS token when the model names no decoder start token
+        known = self.generation_config
+        start = require_token(known.get("decoder_start_token_id", known.get("bos_token_id")), "decoder_start_token_id")
+        settings = self.settings(options, 1, task_params, self.max_positions)
+        if self.max_positions is not None and settings.max_length > self.max_positions:
+            raise InputError(f"this model writes at most {self.max_positions} tokens: ask for fewer")
+        model = cast(Seq2SeqLM, self.model)
+        check_cancel(hooks.cancel)
+        with torch.inference_mode():
+            memory = model.encode(torch.tensor([ids], device=self.device))
+        cache = model.make_cache(self.rows(settings), settings.max_length)
+        decoder = search.CachedDecoder(lambda tokens, cache: model.decode(tokens, memory, cache, last_only=True), cache)
+        sequences = self.generate(decoder, [start], settings, hooks)
+        return self.result_type(sequences, len(ids), settings, warnings=warnings)
+
+    def encode_input(self, text: str) -> tuple[list[int], list[str]]:
+        """The input's ids, cut to `max_input_tokens` (its special tokens kept) with a warning."""
+        ids = self.tokenizer.encode_batch([text])[0].ids
+        limit = self.max_input_tokens
+        if limit is None or len(ids) <= limit:
+            return ids, []
+        self.tokenizer.enable_truncation(limit)
+        try:
+            cut = self.tokenizer.encode_batch([text])[0].ids
+        finally:
+            self.tokenizer.no_truncation()
+        return cut, [f"the input was cut to its first {limit} of {len(ids)} tokens, as many as the model reads"]
 
 
 def model_generation_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:

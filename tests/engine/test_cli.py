@@ -144,3 +144,13 @@ def test_generation_flags_reach_the_search(gpt2_folder):
     sample = ("the", "--model", str(gpt2_folder), "--max-new-tokens", "6", "--do-sample", "--seed", "3", "--top-k", "20",
               "--top-p", "0.9", "--temperature", "0.8", "--repetition-penalty", "1.2", "--no-repeat-ngram-size", "2")
     assert run_json("text-generation", *sample) == run_json("text-generation", *sample)
+
+
+def test_translation_under_the_pipelines_names(tmp_path):
+    from tests.engine.models.tiny_generative import save_t5
+
+    save_t5(tmp_path, flan=True)
+    text = "The analysis of London"
+    named = run_json("translation_en_to_fr", text, "--model", str(tmp_path), "--max-new-tokens", "6")
+    flags = run_json("translation", text, "--src-lang", "en", "--tgt-lang", "fr", "--model", str(tmp_path), "--max-new-tokens", "6")
+    assert named == flags and len(named) == 1 and set(named[0]) == {"translation_text"}

@@ -10,10 +10,9 @@ import torch
 
 from engine.checkpoint import load_model
 from engine.errors import InputError
-from engine.generation.search import CachedDecoder, Progress, generate
-from engine.generation.settings import resolve
+from engine.generation.search import Progress
 from engine.models import gpt2
-from tests.engine.models.tiny_generative import gpt2_config, save_model
+from tests.engine.models.tiny_generative import assert_same_tokens, generate_ours, generate_theirs, gpt2_config, save_model
 
 VOCAB = 300
 PROMPT = torch.randint(1, VOCAB, (6,), generator=torch.Generator().manual_seed(3))
@@ -33,26 +32,11 @@ def models(tmp_path_factory):
 
 
 def run_ours(model, prompt, on_step=None, **settings):
-    s = resolve([settings], prompt_length=len(prompt))
-    rows = s.num_beams if s.num_beams > 1 else s.num_return_sequences
-    decoder = CachedDecoder(lambda ids, cache: model(ids, cache, last_only=True), model.make_cache(rows, s.max_length))
-    return generate(decoder, prompt, s, on_step)
+    return generate_ours(model, prompt, on_step, **settings)
 
 
 def run_theirs(model, prompt, **settings):
-    seed = settings.pop("seed", None)
-    if seed is not None:
-        torch.manual_seed(seed)
-    with torch.no_grad():
-        out = model.generate(prompt[None], **settings)
-    return out[:, len(prompt):].tolist()
-
-
-def assert_same(ours, theirs, pad):
-    assert len(ours) == len(theirs)
-    for hypothesis, row in zip(ours, theirs):
-        n = len(hypothesis.tokens)
-        assert hypothesis.tokens == row[:n] and set(row[n:]) <= {pad}, (hypothesis.tokens, row)
+    return generate_theirs(model, prompt, len(prompt), **settings)
 
 
 GREEDY = [
@@ -85,7 +69,7 @@ def test_same_tokens_as_transformers(models, settings):
     if "max_length" in settings:
         common.pop("max_new_tokens")
     expected = run_theirs(theirs, PROMPT, do_sample=False, **common)
-    assert_same(run_ours(ours, PROMPT, **common), expected, eos)
+    assert_same_tokens(run_ours(ours, PROMPT, **common), expected, eos)
 
 
 def test_the_end_token_ends_a_sequence(models):
@@ -99,7 +83,7 @@ def test_forced_bos_applies_to_a_one_token_prompt(models):
     common = {"max_new_tokens": 6, "eos_token_id": eos, "pad_token_id": eos, "forced_bos_token_id": 7, "num_beams": 2}
     got = run_ours(ours, PROMPT[:1], **common)
     assert got[0].tokens[0] == 7
-    assert_same(got, run_theirs(theirs, PROMPT[:1], do_sample=False, **common), eos)
+    assert_same_tokens(got, run_theirs(theirs, PROMPT[:1], do_sample=False, **common), eos)
 
 
 @pytest.mark.parametrize("settings", [
@@ -111,7 +95,7 @@ def test_forced_bos_applies_to_a_one_token_prompt(models):
 def test_sampling_with_a_seed_draws_what_transformers_draws(models, settings):
     ours, theirs, eos = models
     common = {"max_new_tokens": 10, "eos_token_id": eos, "pad_token_id": eos, "do_sample": True, "seed": 5, **settings}
-    assert_same(run_ours(ours, PROMPT, **common), run_theirs(theirs, PROMPT, **common), eos)
+    assert_same_tokens(run_ours(ours, PROMPT, **common), run_theirs(theirs, PROMPT, **common), eos)
 
 
 def test_sampling_is_reproducible_for_a_seed(models):

@@ -94,7 +94,7 @@ def t5_config(vocab_size: int, **overrides):
     # few buckets and a short reach, so that short test sequences use the logarithmic buckets too
     settings = dict(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
                     relative_attention_num_buckets=8, relative_attention_max_distance=20,
-                    decoder_start_token_id=0, initializer_factor=2.0)
+                    decoder_start_token_id=0)
     settings.update(overrides)
     return T5Config(**settings)
 
@@ -122,8 +122,58 @@ def save_bart(folder: Path, **overrides):
     return save_model(BartForConditionalGeneration, bart_config(len(vocab), **overrides), folder)
 
 
-def save_t5(folder: Path, **overrides):
+def save_t5(folder: Path, *, flan: bool = False, **overrides):
+    """A tiny T5; with `flan`, a v1.1 / FLAN-T5 one: gated GELU and an untied head, in the Hub's
+    layout (transformers 5 always ties T5's head when it builds one, so the head is written in)."""
+    from safetensors.torch import load_file, save_file
     from transformers import T5ForConditionalGeneration
 
     size = save_unigram(folder)
-    return save_model(T5ForConditionalGeneration, t5_config(size, **overrides), folder)
+    if flan:
+        overrides = {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, **overrides}
+    model = save_model(T5ForConditionalGeneration, t5_config(size, **overrides), folder)
+    if flan:
+        state = load_file(folder / "model.safetensors")
+        state["lm_head.weight"] = torch.randn(size, model.config.d_model, generator=torch.Generator().manual_seed(1))
+        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("scale_decoder_outputs", None)
+        (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
+        model = T5ForConditionalGeneration.from_pretrained(folder).eval()
+    return model
+
+
+# --- running our search and transformers' generate on the same model files ---
+
+
+def generate_ours(model, prompt: torch.Tensor, on_step=None, memory: torch.Tensor | None = None, **settings):
+    """Our search over `model` from `prompt` (1-D ids the decoder starts with); for an
+    encoder-decoder, `memory` is the encoder's output."""
+    from engine.generation.search import CachedDecoder, generate
+    from engine.generation.settings import resolve
+
+    s = resolve([settings], prompt_length=len(prompt))
+    rows = s.num_beams if s.num_beams > 1 else s.num_return_sequences
+    if memory is None:
+        step = lambda ids, cache: model(ids, cache, last_only=True)  # noqa: E731
+    else:
+        step = lambda ids, cache: model.decode(ids, memory, cache, last_only=True)  # noqa: E731
+    return generate(CachedDecoder(step, model.make_cache(rows, s.max_length)), prompt, s, on_step)
+
+
+def generate_theirs(model, input_ids: torch.Tensor, skip: int, **settings) -> list[list[int]]:
+    """transformers' `generate` from `input_ids` (1-D); each row without its first `skip` ids."""
+    seed = settings.pop("seed", None)
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(input_ids[None], **settings)
+    return out[:, skip:].tolist()
+
+
+def assert_same_tokens(ours, theirs: list[list[int]], pad: int) -> None:
+    """Our hypotheses are transformers' rows, which may go on with padding."""
+    assert len(ours) == len(theirs)
+    for hypothesis, row in zip(ours, theirs):
+        n = len(hypothesis.tokens)
+        assert hypothesis.tokens == row[:n] and set(row[n:]) <= {pad}, (hypothesis.tokens, row)
