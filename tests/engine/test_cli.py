@@ -154,3 +154,12 @@ def test_translation_under_the_pipelines_names(tmp_path):
     named = run_json("translation_en_to_fr", text, "--model", str(tmp_path), "--max-new-tokens", "6")
     flags = run_json("translation", text, "--src-lang", "en", "--tgt-lang", "fr", "--model", str(tmp_path), "--max-new-tokens", "6")
     assert named == flags and len(named) == 1 and set(named[0]) == {"translation_text"}
+
+
+def test_summarization_prints_the_pipeline_shape(tmp_path):
+    from tests.engine.models.tiny_generative import save_bart
+
+    save_bart(tmp_path)
+    out = run_json("summarization", "The analysis of London was born in the year 1843.", "--model", str(tmp_path),
+                   "--num-beams", "2", "--max-length", "8", "--min-length", "3")
+    assert len(out) == 1 and set(out[0]) == {"summary_text"}
