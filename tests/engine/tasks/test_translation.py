@@ -78,6 +78,7 @@ def test_user_options_override_the_task_parameters(task, oracle):
     assert got.to_json() == oracle(TEXTS[1], prefix, **{**settings, "num_beams": 1, "max_new_tokens": 8, "repetition_penalty": 1.5})
 
 
+@pytest.mark.filterwarnings("ignore:Using the model-agnostic default")  # transformers' note on its own default
 def test_flan_style_checkpoints_get_t5s_wording(folder, tmp_path, oracle):
     shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
     config = json.loads((tmp_path / "config.json").read_text())
