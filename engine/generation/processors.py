@@ -113,7 +113,7 @@ def build_processors(settings: GenerationSettings) -> list[Processor]:
         found.append(partial(forced_eos, max_length=s.max_length, eos=s.forced_eos_token_ids))
     if s.do_sample:
         # beam sampling keeps one token more than there are end tokens, so a beam can go on
-        keep = len(s.eos_token_ids) + 1 if s.num_beams > 1 and s.eos_token_ids else (2 if s.num_beams > 1 else 1)
+        keep = max(len(s.eos_token_ids), 1) + 1 if s.num_beams > 1 else 1
         if s.temperature != 1.0:
             found.append(partial(temperature, value=s.temperature))
         if s.top_k != 0:

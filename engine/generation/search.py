@@ -21,7 +21,7 @@ from engine.generation.cache import KVCache
 from engine.generation.processors import Processor, apply, build_processors
 from engine.generation.settings import GenerationSettings
 
-#: How many of the likeliest tokens each step records besides the chosen one.
+#: How many of the likeliest tokens each step records (the chosen one is recorded apart).
 ALTERNATIVES = 5
 #: transformers' stand-in for minus infinity in beam scores (kept, so the scores are the same).
 EXCLUDED = -1e9
@@ -165,7 +165,7 @@ def beam_search(
         scores = apply(processors, running.tokens[:, :length], log_probs)
         vocab = scores.shape[-1]
         totals = (scores + running_scores[:, None]).view(-1)  # every beam × every token
-        top_scores, top_index = _best(totals, keep, generator)
+        top_scores, top_index = _best(totals, keep, s.do_sample, generator)
         origin, token = top_index // vocab, top_index % vocab
         candidates = running.take(origin)
         candidates.put(length, token, log_probs, origin)
@@ -209,10 +209,10 @@ def _first_step(decoder: Decoder, prompt: Tensor, rows: int) -> Tensor:
     return logits
 
 
-def _best(totals: Tensor, count: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """The `count` best candidates, or with a generator `count` drawn without replacement in
+def _best(totals: Tensor, count: int, draw: bool, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """The `count` best candidates, or with `draw` `count` drawn without replacement in
     proportion to their probability; either way best first."""
-    if generator is None:
+    if not draw:
         found = totals.topk(count)
         return found.values, found.indices
     index = torch.multinomial(totals.softmax(dim=-1), count, generator=generator)

@@ -185,7 +185,8 @@ class Stack(nn.Module):
         c = self.config
         buckets = relative_buckets(key - query, not self.decoder, c.relative_attention_num_buckets, c.relative_attention_max_distance)
         first = cast(LayerSelfAttention, cast(Block, self.block[0]).layer[0])
-        return first.SelfAttention.relative_attention_bias(buckets).permute(2, 0, 1)[None].contiguous()  # (queries, keys, heads) -> (1, heads, queries, keys)
+        table = first.SelfAttention.relative_attention_bias
+        return table(buckets).permute(2, 0, 1)[None].contiguous()  # (queries, keys, heads) -> (1, heads, queries, keys)
 
     def forward(self, x: Tensor, memory: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
         """(batch, seq, d_model) embedded tokens -> (batch, seq, d_model)."""

@@ -29,6 +29,7 @@ from engine.generation.stream import StreamedText, TextStream
 from engine.models import bart, gpt2, t5
 from engine.runtime import check_cancel
 from engine.tasks.base import Family, Hooks, Option, Result, Task, find_family
+from engine.tasks.text_common import check_text
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
 FAMILIES: dict[str, Family] = {
@@ -174,10 +175,11 @@ class GenerationTask(Task):
         ids = torch.tensor(list(prompt), dtype=torch.long, device=self.device)
         hypotheses = search.generate(decoder, ids, settings, on_step)
         sequences = [self._sequence(h) for h in hypotheses]
-        if hooks.on_partial is not None:  # the last partial holds the final text
+        if hooks.on_partial is not None:  # the last partial holds the final text, never provisional
             final = sequences[0].text
-            delta = final if settings.num_beams > 1 else stream.flush()
-            if delta:
+            if settings.num_beams > 1:
+                hooks.on_partial(StreamedText(final, final))
+            elif delta := stream.flush():
                 hooks.on_partial(StreamedText(final, delta))
         return sequences
 
@@ -189,8 +191,8 @@ class GenerationTask(Task):
             GeneratedToken(
                 id=token,
                 token=texts[token],
-                probability=_probability(log_prob),
-                alternatives=[TokenChoice(i, texts[i], _probability(p)) for i, p in alternatives],
+                probability=math.exp(log_prob),
+                alternatives=[TokenChoice(i, texts[i], math.exp(p)) for i, p in alternatives],
             )
             for token, log_prob, alternatives in zip(hypothesis.tokens, hypothesis.log_probs, hypothesis.alternatives)
         ]
@@ -291,15 +293,12 @@ def model_generation_config(folder: Path, config: Mapping[str, Any]) -> dict[str
 
 
 def check_prompt(text: Any, what: str = "prompt") -> str:
-    """The text itself (it may be empty), or an `InputError` when it is not a string or holds
-    half of a UTF-16 pair."""
-    if not isinstance(text, str):
-        raise InputError(f"the {what} must be a string, not {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"the {what} holds an invalid character at position {exc.start}") from None
-    return text
+    """The text itself; an empty or blank prompt is a prompt too (generation from nothing
+    starts at the beginning-of-text token). Not a string, or half of a UTF-16 pair, is an
+    `InputError`."""
+    if isinstance(text, str) and not text.strip():
+        return text
+    return check_text(text, what)
 
 
 def require_token(value: Any, name: str) -> int:
@@ -309,7 +308,3 @@ def require_token(value: Any, name: str) -> int:
     if not isinstance(value, int):
         raise CheckpointError(f"the checkpoint sets no {name}, which generation needs")
     return value
-
-
-def _probability(log_prob: float) -> float:
-    return math.exp(log_prob)

@@ -143,3 +143,10 @@ def test_impossible_settings_are_input_errors(models, settings, message):
     ours, _, _ = models
     with pytest.raises(InputError, match=message):
         run_ours(ours, PROMPT, **settings)
+
+
+def test_beam_sampling_without_a_seed_draws(models):
+    ours, _, _ = models
+    torch.manual_seed(0)
+    draws = {tuple(run_ours(ours, PROMPT, max_new_tokens=8, do_sample=True, top_k=0, num_beams=2)[0].tokens) for _ in range(4)}
+    assert len(draws) > 1  # not the same beams every time, as plain beam search would give
