@@ -291,7 +291,8 @@ def main() -> None:
 
 
 def _row(name: str, ours: float, theirs: float, target: str = "") -> None:
-    print(f"{name:48} {ours:10.2f} {theirs:13.2f} {ours / theirs:6.2f}x  {target}")
+    ratio = f"{ours / theirs:6.2f}x" if min(abs(ours), abs(theirs)) >= 1 else "      -"  # not of near-zero numbers
+    print(f"{name:48} {ours:10.2f} {theirs:13.2f} {ratio}  {target}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -17,7 +18,7 @@ class KVCache:
     """Self-attention keys and values of every decoder layer, in tensors allocated once for
     `rows` sequences of up to `capacity` positions, and for encoder-decoder models the
     cross-attention keys and values of the encoder's output (computed on the first step, for
-    one row, and shared by every row after).
+    one row, and shared by every row after: `attend_shared`).
 
     A forward pass writes its new positions with `update` in each layer and then calls
     `advance`. The prompt is run once for one row; `expand` then copies it to every row.
@@ -57,15 +58,14 @@ class KVCache:
         """Called by the model once every layer has stored `positions` new ones."""
         self.length += positions
 
-    def cross_attention(self, layer: int, compute: Callable[[], tuple[Tensor, Tensor]], rows: int) -> tuple[Tensor, Tensor]:
-        """The cross-attention keys and values of `layer`, computed by `compute()` on the first
-        call and kept; broadcast (not copied) to `rows` rows."""
+    def cross_attention(self, layer: int, compute: Callable[[], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """The cross-attention keys and values of `layer`, each (1, heads, source, head_dim):
+        computed by `compute()` on the first call and kept. Every row shares them (see
+        `attend_shared`)."""
         stored = self.cross[layer]
         if stored is None:
             stored = self.cross[layer] = compute()
-        key, value = stored
-        # (1, heads, source, head_dim) -> (rows, heads, source, head_dim), a view
-        return key.expand(rows, -1, -1, -1), value.expand(rows, -1, -1, -1)
+        return stored
 
     def expand(self, rows: int) -> None:
         """Copy row 0, which holds the prompt, to rows 1 .. rows-1."""
@@ -79,3 +79,18 @@ class KVCache:
         rows = len(order)
         for tensor in (*self.keys, *self.values):
             tensor[:rows, :, : self.length] = tensor[:rows, :, : self.length].index_select(0, order)
+
+
+def attend_shared(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
+    """Attention of each row's queries (rows, heads, seq, head_dim) over keys and values that
+    every row shares, (1, heads, source, head_dim): the encoder's output under beam search
+    (keys and values with a row per query row are each row's own).
+    The rows become more queries of one sequence, so the keys are read once per step rather
+    than copied for each row."""
+    rows, heads, seq, head_dim = q.shape
+    if k.shape[0] == rows:  # one row, or an encoder output per row: nothing to share
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    # (rows, heads, seq, head_dim) -> (1, heads, rows·seq, head_dim)
+    folded = q.transpose(0, 1).reshape(1, heads, rows * seq, head_dim)
+    out = F.scaled_dot_product_attention(folded, k, v, scale=scale)
+    return out.view(heads, rows, seq, head_dim).transpose(0, 1)  # back to (rows, heads, seq, head_dim)

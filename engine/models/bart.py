@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict
 from engine.errors import CheckpointError, InputError
-from engine.generation.cache import KVCache
+from engine.generation.cache import KVCache, attend_shared
 from engine.models.common import activation
 
 # BART's position table starts two rows in (a fairseq convention kept by the checkpoints)
@@ -53,18 +53,23 @@ class Attention(nn.Module):
         def keys_values() -> tuple[Tensor, Tensor]:
             return self._split(self.k_proj(memory)), self._split(self.v_proj(memory))
 
-        k, v = keys_values() if cache is None else cache.cross_attention(self.layer, keys_values, x.shape[0])
-        return self._attend(self._split(self.q_proj(x)), k, v, None)
+        q = self._split(self.q_proj(x))
+        if cache is None:
+            return self._attend(q, *keys_values(), None)
+        out = attend_shared(q, *cache.cross_attention(self.layer, keys_values), scale=None)
+        return self._merge(out)
 
     def _split(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.heads, -1).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        batch, heads, seq, head_dim = out.shape
+        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+    def _merge(self, heads_out: Tensor) -> Tensor:
+        batch, heads, seq, head_dim = heads_out.shape
         # (batch, heads, seq, head_dim) -> (batch, seq, dim)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, seq, heads * head_dim))
+        return self.out_proj(heads_out.transpose(1, 2).reshape(batch, seq, heads * head_dim))
 
 
 class EncoderLayer(nn.Module):

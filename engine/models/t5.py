@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict
 from engine.errors import CheckpointError
-from engine.generation.cache import KVCache
+from engine.generation.cache import KVCache, attend_shared
 from engine.models.common import activation
 
 # --------------------------------------------------------------------------- building blocks
@@ -87,18 +87,23 @@ class Attention(nn.Module):
         def keys_values() -> tuple[Tensor, Tensor]:
             return self._split(self.k(memory)), self._split(self.v(memory))
 
-        k, v = keys_values() if cache is None else cache.cross_attention(self.layer, keys_values, x.shape[0])
-        return self._attend(self._split(self.q(x)), k, v, None)
+        q = self._split(self.q(x))
+        if cache is None:
+            return self._attend(q, *keys_values(), None)
+        out = attend_shared(q, *cache.cross_attention(self.layer, keys_values), scale=1.0)
+        return self._merge(out)
 
     def _split(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.heads, -1).transpose(1, 2)  # (batch, heads, seq, d_kv)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
-        batch, heads, seq, d_kv = out.shape
+        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0))
+
+    def _merge(self, heads_out: Tensor) -> Tensor:
+        batch, heads, seq, d_kv = heads_out.shape
         # (batch, heads, seq, d_kv) -> (batch, seq, heads·d_kv)
-        return self.o(out.transpose(1, 2).reshape(batch, seq, heads * d_kv))
+        return self.o(heads_out.transpose(1, 2).reshape(batch, seq, heads * d_kv))
 
 
 class LayerSelfAttention(nn.Module):

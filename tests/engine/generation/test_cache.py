@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.generation.cache import KVCache
+from engine.generation.cache import KVCache, attend_shared
 
 
 def _cache(rows: int = 3, capacity: int = 6) -> KVCache:
@@ -46,12 +46,14 @@ def test_cross_attention_is_computed_once_and_shared_by_the_rows():
 
     def compute():
         calls.append(1)
-        return torch.ones(1, 1, 4, 2), torch.zeros(1, 1, 4, 2)
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(1, 2, 5, 4, generator=g), torch.randn(1, 2, 5, 4, generator=g)
 
-    for rows in (1, 3, 3):
-        keys, values = cache.cross_attention(0, compute, rows)
-        assert keys.shape == (rows, 1, 4, 2)
-    assert len(calls) == 1 and keys.stride(0) == 0  # a view, not copies
+    keys, values = cache.cross_attention(0, compute)
+    assert cache.cross_attention(0, compute)[0] is keys and len(calls) == 1
+    q = torch.randn(3, 2, 1, 4, generator=torch.Generator().manual_seed(1))  # three rows, one query each
+    expected = torch.nn.functional.scaled_dot_product_attention(q, keys.expand(3, -1, -1, -1), values.expand(3, -1, -1, -1))
+    torch.testing.assert_close(attend_shared(q, keys, values), expected)
 
 
 def test_writing_past_the_capacity_is_a_bug_that_says_so():
