@@ -224,13 +224,15 @@ class BartConfig:
     normalize_before: bool = False
     add_final_layer_norm: bool = False
     normalize_embedding: bool = True
+    static_position_embeddings: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BartConfig:
         config = from_dict(cls, data)
-        if config.normalize_before or config.add_final_layer_norm or not config.normalize_embedding:
-            raise CheckpointError("this config.json describes an mBART-style variant (normalize_before, "
-                                  "add_final_layer_norm or no normalize_embedding), not BART")
+        if (config.normalize_before or config.add_final_layer_norm or not config.normalize_embedding
+                or config.static_position_embeddings):
+            raise CheckpointError("this config.json describes an mBART- or Marian-style variant (normalize_before, "
+                                  "add_final_layer_norm, static_position_embeddings or no normalize_embedding), not BART")
         for heads in (config.encoder_attention_heads, config.decoder_attention_heads):
             if config.d_model % heads:
                 raise CheckpointError(f"d_model {config.d_model} is not a multiple of {heads} attention heads")

@@ -106,6 +106,7 @@ def test_config_checks_and_describe():
     data = {"vocab_size": 10, "d_model": 8, "encoder_layers": 2, "decoder_layers": 1, "encoder_attention_heads": 2,
             "decoder_attention_heads": 2, "encoder_ffn_dim": 16, "decoder_ffn_dim": 16, "max_position_embeddings": 32}
     assert bart.describe(bart.BartConfig.from_json(data))["decoder_layers"] == 1
-    for bad in ({"normalize_before": True}, {"decoder_attention_heads": 3}, {"activation_function": "swiglu"}):
+    for bad in ({"normalize_before": True}, {"static_position_embeddings": True}, {"decoder_attention_heads": 3},
+                {"activation_function": "swiglu"}):
         with pytest.raises(CheckpointError):
             bart.BartConfig.from_json({**data, **bad})
