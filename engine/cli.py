@@ -9,6 +9,7 @@ from typing import Any
 
 from engine import tasks
 from engine.errors import EngineError
+from engine.precision import CHOICES as PRECISIONS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("inputs", nargs="+", metavar="INPUT", help=what)
         p.add_argument("--model", default=task.default_model, help=f"Hub id or folder (default {task.default_model})")
         p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
-        p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="precision (default fp32)")
+        p.add_argument(
+            "--dtype", default=None, choices=PRECISIONS,
+            help="precision: fp32 (default), bf16, fp16, int8, or auto (the fastest that agrees with fp32, measured at load)",
+        )
         for option in task.options:
             if option.type is bool:
                 p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         task = task_cls.load(args.model, device=args.device, dtype=args.dtype, hooks=Hooks(on_progress=_progress))
         if sys.stderr.isatty():
             sys.stderr.write("\r\033[K")
+        for note in (task.precision.note, task.precision.check):
+            if note:
+                sys.stderr.write(f"note: {task.precision.label()}: {note}\n")
         results = [task.run(item, **options) for item in inputs]
     except EngineError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -1,4 +1,4 @@
-"""Choosing the device and the precision a model runs in."""
+"""Choosing the device a model runs on, and the cancel flag (precisions: `engine.precision`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Protocol
 import torch
 
 from engine.errors import Cancelled, InputError
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class CancelFlag(Protocol):
@@ -37,16 +35,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if kind not in available_devices():
         raise InputError(f"device {name!r} is not available on this machine")
     return torch.device(name)
-
-
-def resolve_dtype(name: str | None) -> torch.dtype:
-    """None or "auto" is fp32 on every device; fp16 and bf16 are the user's choice."""
-    if name is None or name == "auto":
-        return torch.float32
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise InputError(f"unknown precision {name!r}: use fp32, fp16 or bf16") from None
 
 
 def check_cancel(cancel: CancelFlag | None) -> None:

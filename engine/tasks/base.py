@@ -18,9 +18,24 @@ from engine import hub
 from engine.checkpoint import StateDict, load_model
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
-from engine.runtime import CancelFlag, resolve_device, resolve_dtype
+from engine.precision import (
+    Precision,
+    apply_precision,
+    learned_tensors,
+    of_dtype,
+    quantized_layers,
+    resolve_precision,
+)
+from engine.runtime import CancelFlag, resolve_device
 
 T = TypeVar("T", bound="Task")
+
+#: The repository's sample files, which Auto precision checks answers on (absent in a bare
+#: install of the engine, where Auto keeps fp32).
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+#: One input of a task with its run options, as `Task.check_inputs` lists them.
+CheckInput = tuple[Any, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,20 @@ class Result:
     def to_json(self) -> Any:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
 
+    def gist(self) -> Any:
+        """What must not change when only the arithmetic's precision does: labels, words and
+        spans, not scores. Auto precision compares it with fp32's. By default, the JSON
+        without its floats."""
+        return _without_floats(self.to_json())
+
+
+def _without_floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_floats(v) for k, v in value.items() if not isinstance(v, float)}
+    if isinstance(value, (list, tuple)):
+        return [_without_floats(v) for v in value if not isinstance(v, float)]
+    return value
+
 
 class Task(ABC):
     """A model of one architecture family loaded for one task."""
@@ -74,7 +103,8 @@ class Task(ABC):
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.folder = Path(folder)
         self.device = device
-        self.dtype = dtype
+        self.dtype = dtype  # the activations' type, which inputs are cast to
+        self.precision = of_dtype(dtype)  # how the model computes; `load` may quantise it
         self.config = read_json(self.folder / "config.json")
 
     @classmethod
@@ -85,16 +115,37 @@ class Task(ABC):
         device: str = "auto",
         dtype: str | None = None,
         hooks: Hooks | None = None,
+        check_precision: bool = False,
     ) -> T:
-        """Fetch `ref` (a folder or a Hub id) and build the task's model on `device`."""
+        """Fetch `ref` (a folder or a Hub id) and build the task's model on `device` in the
+        precision `dtype` (`engine.precision.CHOICES`; None is fp32, "auto" the fastest that
+        agrees with fp32 on the task's check inputs, measured here). With `check_precision`,
+        a precision other than fp32 is compared with fp32 on those inputs too, and
+        `info()` says how the answers compare."""
         hooks = hooks or Hooks()
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype)
+        precision = None if dtype == "auto" else resolve_precision(dtype, torch_device)
         folder = hub.fetch(
             str(ref), cls.extra_files, on_progress=hooks.on_progress, cancel=hooks.cancel
         )
-        task = cls(folder, torch_device, torch_dtype)
+        from engine.tasks import precision_check
+
+        if precision is None:
+            task = precision_check.choose_precision(cls, folder, torch_device, hooks)
+        else:
+            task = cls.build(folder, torch_device, precision)
+            if check_precision:
+                precision_check.compare_with_fp32(task, hooks)
         task.ref = str(ref)
+        return task
+
+    @classmethod
+    def build(cls: type[T], folder: Path, device: torch.device, precision: Precision) -> T:
+        """The task on a checkpoint folder already here, its model computing in `precision`:
+        loaded in the activations' type, then quantised when the precision asks for it."""
+        task = cls(folder, device, precision.dtype)
+        task.precision = precision
+        apply_precision(task.network(), precision)
         return task
 
     @abstractmethod
@@ -102,8 +153,31 @@ class Task(ABC):
         """Map one input to a result."""
 
     def info(self) -> dict[str, Any]:
-        """Facts about the loaded model for people (layers, hidden size, labels, ...)."""
-        return {"model_type": self.config.get("model_type")}
+        """Facts about the loaded model for people (layers, hidden size, labels, ...); a
+        task's own `info()` ends with `**self.runtime_facts()`."""
+        return {"model_type": self.config.get("model_type"), **self.runtime_facts()}
+
+    def runtime_facts(self) -> dict[str, Any]:
+        """Where and how the model computes: the device, the precision (with the number of
+        int8 layers) and, when the precision is not the one asked for, why."""
+        facts: dict[str, Any] = {"device": str(self.device), "precision": self.precision.label()}
+        if self.precision.quantized:
+            facts["int8_linear_layers"] = quantized_layers(self.network())
+        if self.precision.note:
+            facts["precision_note"] = self.precision.note
+        if self.precision.check:
+            facts["checked_against_fp32"] = self.precision.check
+        return facts
+
+    @classmethod
+    def check_inputs(cls) -> list[CheckInput]:
+        """Inputs on which Auto precision compares a faster precision's answers with fp32's:
+        two sentences for text, two photographs for images, the recorded speech for audio
+        (from `SAMPLES`); a task whose input is something else overrides this."""
+        if cls.input_kind == "text":
+            return [(text, {}) for text in _CHECK_SENTENCES]
+        names = {"image": ("cat.jpg", "astronaut.jpg"), "audio": ("speech.wav",)}.get(cls.input_kind, ())
+        return [(SAMPLES / name, {}) for name in names if (SAMPLES / name).is_file()]
 
     def network(self) -> nn.Module:
         """The torch module holding this task's weights; tasks keep it in `self.model`."""
@@ -113,12 +187,12 @@ class Task(ABC):
         return model
 
     def parameter_count(self) -> int:
-        """How many numbers the model learned."""
-        return sum(p.numel() for p in self.network().parameters())
+        """How many numbers the model learned (int8 weights included)."""
+        return sum(t.numel() for t in learned_tensors(self.network()))
 
     def parameter_bytes(self) -> int:
-        """Bytes of the model's parameters and buffers: what the app's model cache counts."""
-        tensors = [*self.network().parameters(), *self.network().buffers()]
+        """Bytes of the model's weights and buffers: what the app's model cache counts."""
+        tensors = [*learned_tensors(self.network()), *self.network().buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @classmethod
@@ -153,6 +227,12 @@ class Task(ABC):
                 raise InputError(f"{option.flag} must be one of {choices}")
             resolved[name] = value
         return resolved
+
+
+_CHECK_SENTENCES = (
+    "The film was a quiet delight: clever, warm and beautifully acted.",
+    "Ada Lovelace wrote the first program for Charles Babbage's engine in London in 1843.",
+)
 
 
 def read_text_argument(value: str) -> str:

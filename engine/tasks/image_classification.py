@@ -118,6 +118,5 @@ class ImageClassification(Task):
             "labels": self.model_config.num_labels,
             "parameters": self.parameter_count(),
             "preprocessing": f"{resize}, {_FILTER_NAMES[processor.resample]}",
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            **self.runtime_facts(),
         }

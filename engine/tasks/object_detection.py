@@ -63,6 +63,10 @@ class Detections(Result):
     def to_json(self) -> list[dict[str, Any]]:
         return [d.to_json() for d in self.detections]
 
+    def gist(self) -> Any:
+        """Which objects were found, as labels: boxes may move by a pixel with precision."""
+        return sorted(d.label for d in self.detections)
+
 
 # --------------------------------------------------------------------------- pre-processing
 
@@ -166,6 +170,7 @@ class ObjectDetection(Task):
             "parameters": self.parameter_count(),
             "input_size": _describe_size(self.processor.size),
             "labels": [self.label(i) for i in sorted(self.labels)],
+            **self.runtime_facts(),
         }
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Detections:

@@ -156,7 +156,7 @@ class SpeechTask(Task):
         return self.model.module
 
     def info(self) -> dict[str, Any]:
-        return {**self.model.describe(), "parameters": self.parameter_count()}
+        return {**self.model.describe(), "parameters": self.parameter_count(), **self.runtime_facts()}
 
 
 # ---- the strided chunk grid -----------------------------------------------------------------

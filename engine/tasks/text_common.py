@@ -87,7 +87,7 @@ class TextTask(Task):
         facts["parameters"] = self.parameter_count()
         if self.head != "question-answering":  # a QA head's two outputs are not labels
             facts["labels"] = [self.label(i) for i in sorted(self.labels)]
-        return facts
+        return {**facts, **self.runtime_facts()}
 
     # ----------------------------------------------------------------------- encoding
 

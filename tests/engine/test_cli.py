@@ -88,6 +88,22 @@ def test_question_answering_answer_is_its_span(text_models):
     assert context[out["start"] : out["end"]] == out["answer"]
 
 
+def test_int8_and_auto_give_the_same_shape_and_say_what_ran(text_models):
+    model = str(text_models["squad"])
+    context = "The Analytical Engine was designed by Charles Babbage in London."
+    int8 = run_cli("question-answering", context, "--question", "Who?", "--model", model, "--dtype", "int8")
+    auto = run_cli("question-answering", context, "--question", "Who?", "--model", model, "--dtype", "auto")
+    assert int8.returncode == auto.returncode == 0, int8.stderr + auto.stderr
+    assert set(json.loads(int8.stdout)) == set(json.loads(auto.stdout)) >= {"answer", "score", "start", "end"}
+    assert "note:" not in int8.stderr
+    assert auto.stderr.startswith("note: ") and "(auto): " in auto.stderr and "speed against fp32" in auto.stderr
+
+
+def test_unknown_precision_is_a_usage_error(text_models):
+    done = run_cli("text-classification", "hi", "--model", str(text_models["sst"]), "--dtype", "fp8")
+    assert done.returncode == 2 and "--dtype" in done.stderr and "int8" in done.stderr
+
+
 def test_bad_input_is_one_line_and_exit_2(text_models):
     done = run_cli("text-classification", "   ", "--model", str(text_models["sst"]))
     assert done.returncode == 2
