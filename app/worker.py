@@ -40,15 +40,18 @@ Loader = Callable[[ModelSpec, Any], Any]
 
 
 def load_engine_task(spec: ModelSpec, hooks: Any) -> Any:
+    """The task in the precision asked for; one other than fp32 is also checked against fp32 on
+    the task's samples, so the How-it-works panel can say how far the answers move."""
     from engine import tasks
 
-    return tasks.get(spec.task).load(spec.ref, device=spec.device, dtype=spec.dtype, hooks=hooks)
+    task_cls = tasks.get(spec.task)
+    return task_cls.load(spec.ref, device=spec.device, dtype=spec.dtype, hooks=hooks, check_precision=True)
 
 
 class EngineWorker(QObject):
     """Runs jobs from a `JobQueue` in its own thread and keeps loaded tasks in an LRU cache.
 
-    The cache key is (task, ref, resolved device, dtype). Past `cache_limit_mb` of parameters
+    The cache key is (task, ref, resolved device, dtype asked for). Past `cache_limit_mb` of parameters
     the least recently used tasks are dropped, never the one just used.
     """
 
@@ -170,7 +173,10 @@ class EngineWorker(QObject):
         self.progress.emit(job.id, 0, None, f"loading {spec.ref}")
         began = time.perf_counter()
         task = self._loader(ModelSpec(spec.task, ref, device, spec.dtype), self._hooks(job))
-        model = Loaded(spec, device, spec.dtype, dict(task.info()), time.perf_counter() - began)
+        info = dict(task.info())
+        # what runs, which differs from what was asked for with Auto or a fallback ("int8 (auto)")
+        dtype = str(info.get("precision") or spec.dtype)
+        model = Loaded(spec, device, dtype, info, time.perf_counter() - began)
         self._cache[key] = (task, model, task.parameter_bytes())
         self._evict(keep=key)
         return task, model

@@ -8,10 +8,9 @@ answers agree when every result's `gist()` (the top label, the transcript, the e
 compared too, for the largest difference.
 
 Auto does that for each candidate the device runs well (`engine.precision.candidates`: fp32,
-then bf16 where the hardware has it, then int8 on the CPU), after a second, timed pass over the
-inputs (the first pass is the check and the warm-up). A less exact precision has to beat the
-current choice by `MARGIN` to replace it, so noise in a timing never trades accuracy for
-nothing. The verdict is remembered for the process by (task, folder, device): loading the same
+then bf16 where the hardware has it, then int8 on the CPU), then times one more run of the
+first input (the check was its warm-up). A less exact precision has to beat the current choice
+by `MARGIN` to replace it, so noise in a timing never trades accuracy for nothing. The verdict is remembered for the process by (task, folder, device): loading the same
 model again builds the chosen precision without measuring twice.
 """
 
@@ -43,7 +42,7 @@ class Trial:
     inputs: int  # how many check inputs ran
     differing: int  # how many of them got another answer than in fp32
     max_difference: float  # largest |output - fp32 output| over the model's raw outputs
-    seconds: float = math.nan  # the timed pass over every input (Auto only)
+    seconds: float = math.nan  # a timed run of the first input, after the check (Auto only)
 
     @property
     def agrees(self) -> bool:
@@ -182,14 +181,14 @@ class _Run:
 
 
 def _run(task: Task, inputs: Sequence[CheckInput], reference: _Run | None, hooks: Hooks, *, timed: bool) -> _Run:
-    """`record` `task` on `inputs`, then (when `timed`) run them once more against the clock;
-    compare with `reference` (None: this is the reference)."""
+    """`record` `task` on `inputs`, then (when `timed`) run the first once more against the
+    clock; compare with `reference` (None: this is the reference)."""
     answers = record(task, inputs, hooks.cancel)
     seconds = math.nan
     if timed:
+        value, options = inputs[0]
         began = time.perf_counter()
-        for value, options in inputs:
-            task.run(value, hooks=Hooks(cancel=hooks.cancel), **options)
+        task.run(value, hooks=Hooks(cancel=hooks.cancel), **options)
         seconds = time.perf_counter() - began
     if reference is None:
         return _Run(Trial(task.precision.name, len(inputs), 0, 0.0, seconds), answers)
