@@ -247,7 +247,7 @@ class LivePump(QObject):
         self.stats.camera_fps = self._camera_rate.tick()
         self.frame.emit(image)
         # one key for every frame: the worker's queue swaps the waiting frame for this one
-        job = self._engine.run(self._spec(), to_array(image), self._options(), key=self._key)
+        job = self._engine.run(self._spec(), to_array(image), self._options(), key=self._key, live="video")
         self._jobs.add(job)
         now = time.monotonic()
         if now - self._last_stats_emit > 0.25:

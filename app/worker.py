@@ -117,11 +117,14 @@ class EngineWorker(QObject):
             task, model = self._task_for(job)
             self.loaded.emit(job.id, model)
             if job.kind in ("run", "call"):
+                from engine.runtime import live_threads, threads
+
                 began = time.perf_counter()
-                if job.kind == "run":
-                    result = task.run(job.input, hooks=self._hooks(job), **job.options)
-                else:
-                    result = job.input(task, self._hooks(job))
+                with threads(live_threads(job.live) if job.live else None):
+                    if job.kind == "run":
+                        result = task.run(job.input, hooks=self._hooks(job), **job.options)
+                    else:
+                        result = job.input(task, self._hooks(job))
                 latency_ms = (time.perf_counter() - began) * 1000
             if job.cancel.is_set():
                 raise Cancelled()
@@ -255,13 +258,19 @@ class Engine(QObject):
     def load(self, spec: ModelSpec, *, key: str | None = None) -> int:
         return self._submit(Job(next(self._ids), "load", spec, key=key))
 
-    def run(self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None) -> int:
-        return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key))
+    def run(
+        self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None, live: str | None = None
+    ) -> int:
+        """Run the task of `spec` on `input`. `live` ("audio" or "video") marks live input, which
+        runs on the few threads `engine.runtime.live_threads` gives it."""
+        return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key, live=live))
 
-    def call(self, spec: ModelSpec, fn: Callable[[Any, Any], Any], *, key: str | None = None) -> int:
+    def call(
+        self, spec: ModelSpec, fn: Callable[[Any, Any], Any], *, key: str | None = None, live: str | None = None
+    ) -> int:
         """Run `fn(task, hooks)` in the worker thread with the task of `spec` loaded; its return
-        value comes back as the `Outcome.result` of `result`."""
-        return self._submit(Job(next(self._ids), "call", spec, fn, key=key))
+        value comes back as the `Outcome.result` of `result`. `live` as for `run`."""
+        return self._submit(Job(next(self._ids), "call", spec, fn, key=key, live=live))
 
     def cancel(self, job_id: int) -> None:
         """Stop a job: a waiting one is dropped now, a running one at its next check."""

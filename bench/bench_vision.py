@@ -187,13 +187,18 @@ def check_agreement(key: str, sides: dict[str, Callable[..., Any]], path: str, d
         raise RuntimeError(f"engine and transformers disagree on {key}:\n{ours}\n{theirs}")
 
 
-def end_to_end(key: str, device: str, dtype: str, runs: int, attention: str) -> dict[str, list[float]]:
-    """Milliseconds from JPEG path to answer, each run of each side; the sides take turns."""
+def end_to_end(
+    key: str, device: str, dtype: str, runs: int, attention: str, engine_dtypes: tuple[str, ...] = ()
+) -> dict[str, list[float]]:
+    """Milliseconds from JPEG path to answer, each run of each side; the sides take turns.
+    Besides "engine" (in `dtype`, as transformers), "engine <d>" runs in each of `engine_dtypes`."""
     sides = {"engine": engine_side(key, device, dtype),
              "transformers": transformers_side(key, device, dtype, attention)}
     path = str(IMAGE)
     if dtype == "fp32":
         check_agreement(key, sides, path, device)
+    for name in engine_dtypes:
+        sides[f"engine {name}"] = engine_side(key, device, name)
     for _ in range(2):  # warm-up: allocator, oneDNN / cuDNN kernel choice, file cache
         for run in sides.values():
             run(path)
@@ -225,15 +230,16 @@ def webcam_frames(count: int) -> list[Any]:
     return [np.ascontiguousarray(scene[:, 8 * i : 8 * i + FRAME_SIZE[0]]) for i in range(count)]
 
 
-def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, float]:
+def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: str | None = None) -> dict[str, float]:
     """Frames per second for DETR, frames fed back to back, and the engine's mean seconds per
     frame in pre-processing and in the model (post-processing included). Each side runs half
-    the frames, then the other side, then the second half, so a change in load hits both."""
+    the frames, then the other side, then the second half, so a change in load hits both.
+    The engine runs in `engine_dtype` (default `dtype`), transformers in `dtype`."""
     from PIL import Image
 
     from engine.tasks.object_detection import ObjectDetection
 
-    task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=dtype)
+    task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=engine_dtype or dtype)
     pipe = transformers_side("detr", device, dtype, attention)
     stages: dict[str, float] = {}
 
@@ -294,6 +300,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10, help="webcam frames per side; below 2 skips it")
     parser.add_argument("--attn", default="default", choices=["default", "eager"],
                         help="transformers' attention: its default (sdpa) or eager")
+    parser.add_argument("--dtypes", default="bf16,int8",
+                        help="the engine's precisions beside fp32 on the CPU, against transformers' fp32")
+    parser.add_argument("--webcam-threads", default="",
+                        help="torch threads for the webcam rows, comma-separated (default: --threads)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` importable
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -320,25 +330,34 @@ def main() -> None:
     # each side is closer to what either costs alone, so its ratio is shown too
     print(f"{'model':16} {'device/dtype':13} {'engine ms':>10} {'transformers ms':>16} {'ratio':>7} "
           f"{'best-run ratio':>15}")
+    engine_dtypes = tuple(d for d in args.dtypes.split(",") if d)
     for device in devices:
         for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
             for key in args.models:
-                times = end_to_end(key, device, dtype, args.runs, args.attn)
-                ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
-                best = min(times["engine"]) / min(times["transformers"])
-                print(f"{MODELS[key].title:16} {device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} "
-                      f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
+                times = end_to_end(key, device, dtype, args.runs, args.attn, engine_dtypes if device == "cpu" else ())
+                theirs = statistics.median(times["transformers"])
+                for side in [s for s in times if s.startswith("engine")]:
+                    ours = statistics.median(times[side])
+                    best = min(times[side]) / min(times["transformers"])
+                    label = f"{device} {side.removeprefix('engine').strip() or dtype}"
+                    print(f"{MODELS[key].title:16} {label:13} {ours:10.1f} {theirs:16.1f} "
+                          f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
     if args.frames > 1 and "detr" in args.models:
         print(f"\nwebcam path, DETR-R50: {args.frames} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]} "
               "fed back to back (frames/s; ratio is engine time over transformers time)")
         print(f"{'':16} {'device/dtype':13} {'engine fps':>10} {'transformers fps':>16} {'ratio':>7}")
+        threads = [int(n) for n in args.webcam_threads.split(",") if n] or [args.threads]
         for device in devices:
-            for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-                fps = webcam(device, dtype, args.frames, args.attn)
-                print(f"{'DETR-R50 webcam':16} {device + ' ' + dtype:13} {fps['engine']:10.2f} "
-                      f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
-                      f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
-                      f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
+            for count in threads:
+                torch.set_num_threads(count)
+                for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
+                    for ours in [dtype, *(engine_dtypes if device == "cpu" else ())]:
+                        fps = webcam(device, dtype, args.frames, args.attn, ours)
+                        label = f"{device} {ours}" + (f" {count}t" if len(threads) > 1 else "")
+                        print(f"{'DETR-R50 webcam':16} {label:13} {fps['engine']:10.2f} "
+                              f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
+                              f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
+                              f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
     load_after = os.getloadavg()
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
           f"on {os.cpu_count()} cores; target: engine <= 1.0x transformers' time on the CPU")
