@@ -3,13 +3,16 @@
 the live transcriber's lag.
 
     .venv/bin/python bench/bench_audio.py [--runs N] [--minutes M] [--live-seconds S] [--device D] [--pipeline]
+                                          [--dtypes fp32,bf16,int8] [--live-threads 1,2]
 
-Latency interleaves the two sides run by run and reports medians (input preparation included
-on both: normalisation and the forward pass, argmax excluded). The real-time factor is wall
+Latency interleaves the sides run by run and reports medians (input preparation included
+on both: normalisation and the forward pass, argmax excluded); on the CPU the engine runs in
+each of `--dtypes` against transformers' fp32, in the same run. The real-time factor is wall
 time over audio time for `SpeechRecognition.run(file, chunk_length_s=30)`, file reading and
 resampling included; `--pipeline` adds transformers' pipeline on the same samples. Live lag is
 measured by playing a file into `LiveTranscriber` at real-time pace from a second thread: for
-every 0.1 s block, the time from its arrival to the first partial text computed with it.
+every 0.1 s block, the time from its arrival to the first partial text computed with it; one
+row per precision and per thread count in `--live-threads` (the app's live audio uses one).
 """
 
 from __future__ import annotations

@@ -22,8 +22,10 @@ The webcam figure feeds 640x480 uint8 RGB frames (numpy arrays, as the camera de
 to the object-detection task back to back, as the app's live mode does, and counts frames per
 second; transformers' pipeline gets the same frames as PIL images.
 
-On the CPU everything runs in float32. When CUDA is present (or `--device cuda`), every model
-also runs there in float32 and in bfloat16, both sides alike.
+On the CPU transformers runs in float32, and the engine in float32 and in each of `--dtypes`
+(bf16, int8), all taking turns in the same run; `--webcam-threads 1,2` repeats the webcam rows
+per torch thread count (the app's live video uses half of torch's threads). When CUDA is present
+(or `--device cuda`), every model also runs there in float32 and in bfloat16, both sides alike.
 """
 
 from __future__ import annotations

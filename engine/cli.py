@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
         p.add_argument(
             "--dtype", default=None, choices=PRECISIONS,
-            help="precision: fp32 (default), bf16, fp16, int8, or auto (the fastest that agrees with fp32, measured at load)",
+            help="precision: fp32 (default), bf16, fp16, int8, or auto (measured at load: the fastest "
+            "that agrees with fp32)",
         )
         for option in task.options:
             if option.type is bool:

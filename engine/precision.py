@@ -16,9 +16,9 @@ which halves the rounding: on a real all-MiniLM-L6-v2 the sentence embeddings' c
 rises from 0.976 to 0.993 on average (bench/bench_precision.py).
 
 bf16 is only fast where the processor computes it natively (AVX512-BF16 or AMX on x86, and
-GPUs that support it); elsewhere torch emulates it, slower than fp32, so asking for bf16 there
-runs fp32 and says why. `resolve_precision` takes the capability check as an argument, so a
-test can pretend to be another machine.
+GPUs that support it); elsewhere torch converts every value in software, which is usually
+slower than fp32, so asking for bf16 there runs fp32 and says why. `resolve_precision` takes
+the capability check as an argument, so a test can pretend to be another machine.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Precision:
         return self.name == "int8"
 
     def label(self) -> str:
-        """Short, for a status bar: "int8", "int8 (auto)", "fp32 (bf16 not native)"."""
+        """Short, for a status bar: "int8", "int8 (auto)", "fp32 (bf16 unavailable)"."""
         if self.requested == "auto":
             return f"{self.name} (auto)"
         if self.requested and self.requested != self.name:
@@ -83,7 +83,7 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "mps":
-        return True  # Apple GPUs on macOS 14 and later; torch raises a clear error otherwise
+        return True  # torch runs bf16 on Apple GPUs from macOS 14: the user's choice there
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
@@ -120,19 +120,23 @@ def resolve_precision(
     if name not in NAMES:
         raise InputError(f"unknown precision {name!r}: use {', '.join(NAMES)} or auto")
     if name == "bf16" and not (has_native_bf16 or native_bf16)(device):
-        what = "this CPU has no native bf16 (AVX512-BF16 or AMX)" if device.type == "cpu" else f"{device.type} has no bf16"
+        what = f"no bf16 on {device.type}"
+        if device.type == "cpu":
+            what = "this CPU has no native bf16 (AVX512-BF16 or AMX)"
         return Precision("fp32", requested=name, note=f"{what}: running fp32 instead")
     if name == "int8" and not (has_int8 or int8_available)(device):
-        where = "this torch build" if device.type == "cpu" else device.type
-        return Precision("fp32", requested=name, note=f"int8 dynamic quantisation is not available on {where}: running fp32 instead")
+        where = "in this torch build" if device.type == "cpu" else f"on {device.type} (CPU only)"
+        return Precision("fp32", requested=name, note=f"no dynamic int8 {where}: running fp32 instead")
     return Precision(name)
 
 
-def candidates(device: torch.device, *, has_native_bf16: Capability | None = None, has_int8: Capability | None = None) -> list[Precision]:
+def candidates(
+    device: torch.device, *, has_native_bf16: Capability | None = None, has_int8: Capability | None = None
+) -> list[Precision]:
     """What Auto tries on `device`, most exact first: fp32, then each faster precision the device
     runs natively. fp16 is left to GPUs, where it has kernels."""
-    names = ["fp32", "bf16", "fp16" if device.type in ("cuda", "mps") else "", "int8"]
-    found = [resolve_precision(n, device, has_native_bf16=has_native_bf16, has_int8=has_int8) for n in names if n]
+    names = ["fp32", "bf16", *(["fp16"] if device.type in ("cuda", "mps") else []), "int8"]
+    found = [resolve_precision(n, device, has_native_bf16=has_native_bf16, has_int8=has_int8) for n in names]
     return [p for p in found if not p.requested]
 
 

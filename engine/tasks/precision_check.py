@@ -8,10 +8,11 @@ answers agree when every result's `gist()` (the top label, the transcript, the e
 compared too, for the largest difference.
 
 Auto does that for each candidate the device runs well (`engine.precision.candidates`: fp32,
-then bf16 where the hardware has it, then int8 on the CPU), then times one more run of the
-first input (the check was its warm-up). A less exact precision has to beat the current choice
-by `MARGIN` to replace it, so noise in a timing never trades accuracy for nothing. The verdict is remembered for the process by (task, folder, device): loading the same
-model again builds the chosen precision without measuring twice.
+then bf16 where the hardware has it, then int8 on the CPU), timing the check's run of the last
+input (the ones before it are its warm-up; a single input is run once more). A less exact precision has to beat the current choice
+by `MARGIN` to replace it, so noise in a timing never trades accuracy for nothing. The verdict
+is remembered for the process by (task, folder, device): loading the same model again builds
+the chosen precision without measuring twice.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Trial:
     inputs: int  # how many check inputs ran
     differing: int  # how many of them got another answer than in fp32
     max_difference: float  # largest |output - fp32 output| over the model's raw outputs
-    seconds: float = math.nan  # a timed run of the first input, after the check (Auto only)
+    seconds: float = math.nan  # one run of the last input, the others its warm-up (Auto only)
 
     @property
     def agrees(self) -> bool:
@@ -130,7 +131,9 @@ def pick(trials: Sequence[Trial]) -> Trial:
     return best
 
 
-def compare_with_fp32(task: Task, hooks: Hooks | None = None, *, inputs: Sequence[CheckInput] | None = None) -> Trial | None:
+def compare_with_fp32(
+    task: Task, hooks: Hooks | None = None, *, inputs: Sequence[CheckInput] | None = None
+) -> Trial | None:
     """Run `task` and an fp32 twin built from the same folder on `inputs` (by default the
     task's check inputs) and record in `task.precision.check` how the answers compare. None,
     and nothing recorded, when the task is fp32 or has no check inputs."""
@@ -156,22 +159,26 @@ def _progress(hooks: Hooks, done: int, total: int, message: str) -> None:
 
 @dataclass
 class Record:
-    """A task's answers on check inputs: each result's gist, and the model's raw outputs
-    (float32, on the CPU) in the order the model produced them."""
+    """A task's answers on check inputs: each result's gist, the model's raw outputs (float32,
+    on the CPU) in the order the model produced them, and the seconds each input took."""
 
     gists: list[Any]
     outputs: list[torch.Tensor]
+    seconds: list[float]
 
 
 def record(task: Task, inputs: Sequence[CheckInput], cancel: CancelFlag | None = None) -> Record:
     """Run `task` over `inputs`, keeping each result's gist and every output of its network."""
-    outputs: list[torch.Tensor] = []
-    handle = task.network().register_forward_hook(lambda _m, _a, out: outputs.extend(_tensors(out)))
+    answers = Record([], [], [])
+    handle = task.network().register_forward_hook(lambda _m, _a, out: answers.outputs.extend(_tensors(out)))
     try:
-        gists = [task.run(value, hooks=Hooks(cancel=cancel), **options).gist() for value, options in inputs]
+        for value, options in inputs:
+            began = time.perf_counter()
+            answers.gists.append(task.run(value, hooks=Hooks(cancel=cancel), **options).gist())
+            answers.seconds.append(time.perf_counter() - began)
     finally:
         handle.remove()
-    return Record(gists, outputs)
+    return answers
 
 
 @dataclass
@@ -181,15 +188,12 @@ class _Run:
 
 
 def _run(task: Task, inputs: Sequence[CheckInput], reference: _Run | None, hooks: Hooks, *, timed: bool) -> _Run:
-    """`record` `task` on `inputs`, then (when `timed`) run the first once more against the
-    clock; compare with `reference` (None: this is the reference)."""
+    """`record` `task` on `inputs` and (when `timed`) take the last input's time, a single input
+    being run once more for it; compare with `reference` (None: this is the reference)."""
     answers = record(task, inputs, hooks.cancel)
     seconds = math.nan
     if timed:
-        value, options = inputs[0]
-        began = time.perf_counter()
-        task.run(value, hooks=Hooks(cancel=hooks.cancel), **options)
-        seconds = time.perf_counter() - began
+        seconds = answers.seconds[-1] if len(inputs) > 1 else record(task, inputs, hooks.cancel).seconds[0]
     if reference is None:
         return _Run(Trial(task.precision.name, len(inputs), 0, 0.0, seconds), answers)
     differing = sum(a != b for a, b in zip(answers.gists, reference.record.gists))

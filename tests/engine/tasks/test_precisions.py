@@ -157,3 +157,36 @@ def test_auto_remembers_its_verdict_per_model(fp32, monkeypatch):
     monkeypatch.setattr(precision_check, "_run", measure_again)
     again = cls.load(folder, device="cpu", dtype="auto")
     assert again.precision == first.precision
+
+
+# ---------------------------------------------------------------------------------- live paths
+
+
+def test_live_paths_run_in_int8_and_keep_their_guarantees(fp32):
+    """The microphone's transcriber still ends with the file task's text, the rolling
+    classifier still classifies, and a webcam frame (an array) still gives detections."""
+    import numpy as np
+
+    from engine import audio
+    from engine.tasks.audio_classification import RollingClassifier
+    from engine.tasks.base import SAMPLES
+    from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTranscriber
+
+    samples = audio.load_audio(SAMPLES / "speech.wav")
+    cls, folder, _, _ = fp32["wav2vec2-ctc"]
+    speech = cls.load(folder, device="cpu", dtype="int8")
+    transcriber = LiveTranscriber(speech)
+    for start in range(0, len(samples), 1600):
+        transcriber.feed(samples[start : start + 1600])
+    expected = speech.run(samples, chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S)
+    assert transcriber.flush().text == expected.text
+
+    cls, folder, reference_task, _ = fp32["wav2vec2-cls"]
+    rolling = RollingClassifier(cls.load(folder, device="cpu", dtype="int8"), window_s=1.0)
+    rolling.feed(samples[:32_000])
+    assert {e["label"] for e in rolling.classify().to_json()} <= set(reference_task.info()["labels"])
+
+    cls, folder, _, _ = fp32["detr"]
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    detections = cls.load(folder, device="cpu", dtype="int8").run(frame, threshold=0.0)
+    assert len(detections.candidates) == 12  # one per query, as in fp32
