@@ -8,7 +8,7 @@ Module names follow the Hub checkpoints (`bert.embeddings.word_embeddings`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -244,6 +244,10 @@ HEADS: dict[str, type[nn.Module]] = {
 class BertConfig:
     """The fields of a BERT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"vocab_size", "hidden_size", "num_attention_heads", "intermediate_size", "max_position_embeddings",
+         "type_vocab_size"}
+    )  # fmt: skip
     vocab_size: int
     hidden_size: int
     num_hidden_layers: int

@@ -43,13 +43,17 @@ class FeatureSettings:
     Its `return_attention_mask` is not read: clips go through the model one at a time and
     unpadded, where a mask of ones would change nothing."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"sampling_rate"})
+
     sampling_rate: int = 16_000
     do_normalize: bool = True
 
 
 def feature_settings(folder: Path) -> FeatureSettings:
     path = Path(folder) / "preprocessor_config.json"
-    return from_dict(FeatureSettings, read_json(path)) if path.is_file() else FeatureSettings()
+    if not path.is_file():
+        return FeatureSettings()
+    return from_dict(FeatureSettings, read_json(path), source=path.name)
 
 
 def load_speech_model(

@@ -56,7 +56,7 @@ class TextTask(Task):
         except CheckpointError as exc:
             raise self._explain_head_mismatch(exc) from None
         self.tokenizer = load_tokenizer(self.folder)
-        positions = int(self.config.get("max_position_embeddings", 512))
+        positions = self.model_config.max_position_embeddings
         # the tokenizer may allow fewer tokens than the model has positions, never more
         self.max_length = min(tokenizer_settings(self.folder).model_max_length or positions, positions)
         pad_id: int | None = self.tokenizer.token_to_id("[PAD]")
