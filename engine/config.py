@@ -58,7 +58,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config.json"
     if missing:
         raise CheckpointError(f"{source} lacks {', '.join(missing)} for {cls.__name__}")
     hints = typing.get_type_hints(cls)
-    positive = getattr(cls, "POSITIVE", frozenset())
+    positive: frozenset[str] = getattr(cls, "POSITIVE", frozenset())
     checked = {}
     for name, value in picked.items():
         try:
@@ -135,7 +135,7 @@ def _describe(kind: Any, plural: bool = False) -> str:
         return "null"
     if typing.get_origin(kind) is tuple:
         return "lists" if plural else "a list"
-    name = names.get(kind) or getattr(kind, "__name__", str(kind))
+    name: str = names.get(kind) or getattr(kind, "__name__", str(kind))
     return name + "s" if plural else f"a {name}"
 
 
