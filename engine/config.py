@@ -135,7 +135,7 @@ def _describe(kind: Any, plural: bool = False) -> str:
         return "null"
     if typing.get_origin(kind) is tuple:
         return "lists" if plural else "a list"
-    name: str = names.get(kind) or getattr(kind, "__name__", str(kind))
+    name = names[kind] if kind in names else str(getattr(kind, "__name__", kind))
     return name + "s" if plural else f"a {name}"
 
 
