@@ -5,6 +5,7 @@ tasks through this class."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from engine.checkpoint import StateDict, load_model
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
 from engine.runtime import CancelFlag, resolve_device, resolve_dtype
+from engine.text import read_text_file, read_text_stream
 
 T = TypeVar("T", bound="Task")
 
@@ -135,7 +137,9 @@ class Task(ABC):
     @classmethod
     def resolve_options(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names, wrong types and values outside the choices
-        are `InputError`s."""
+        are `InputError`s. Numbers are taken as they are or from their text ("5"), never from
+        a bool; an int option refuses a float (1.7 is not read as 1) and a float option
+        refuses NaN and infinity."""
         known = {o.name: o for o in cls.options}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -143,11 +147,8 @@ class Task(ABC):
         resolved = {}
         for name, option in known.items():
             value = given.get(name, option.default)
-            if value is not None and option.type is not bool and not isinstance(value, option.type):
-                try:
-                    value = option.type(value)
-                except (TypeError, ValueError):
-                    raise InputError(f"{option.flag} must be a {option.type.__name__}") from None
+            if value is not None:
+                value = _option_value(option, value)
             if option.choices and value not in option.choices:
                 choices = ", ".join(map(str, option.choices))
                 raise InputError(f"{option.flag} must be one of {choices}")
@@ -155,19 +156,44 @@ class Task(ABC):
         return resolved
 
 
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _option_value(option: Option, value: Any) -> Any:
+    """`value` as `option.type`, or an `InputError` that names the flag."""
+    wanted = option.type
+    problem = f"{option.flag} must be {_KINDS.get(wanted, wanted.__name__)}, not {value!r}"
+    if wanted is bool:
+        if not isinstance(value, bool):
+            raise InputError(problem)
+        return value
+    if wanted in (int, float):
+        if isinstance(value, bool) or (wanted is int and isinstance(value, float)):
+            raise InputError(problem)
+        try:
+            value = wanted(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(problem) from None
+        if wanted is float and not math.isfinite(value):
+            raise InputError(f"{option.flag} must be a finite number, not {value!r}")
+        return value
+    if not isinstance(value, wanted):
+        try:
+            return wanted(value)
+        except (TypeError, ValueError):
+            raise InputError(problem) from None
+    return value
+
+
 def read_text_argument(value: str) -> str:
+    """The CLI's text INPUT: the text itself, `@path` for a file's text, `-` for stdin; files
+    and stdin are read as UTF-8 up to `engine.text.MAX_TEXT_BYTES`."""
     import sys
 
     if value == "-":
-        return sys.stdin.read()
+        return read_text_stream(sys.stdin.buffer, "the standard input")
     if value.startswith("@"):
-        path = Path(value[1:]).expanduser()
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"no such file: {path}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not UTF-8 text") from None
+        return read_text_file(value[1:])
     return value
 
 
