@@ -37,7 +37,9 @@ def read_text_stream(stream: BinaryIO, name: str) -> str:
     """The UTF-8 text of a byte stream (a file, stdin), read up to `MAX_TEXT_BYTES`."""
     data = stream.read(MAX_TEXT_BYTES + 1)  # one byte more tells a file at the limit from a larger one
     if len(data) > MAX_TEXT_BYTES:
-        raise InputError(f"{name} holds more than {MAX_TEXT_BYTES // 1_000_000} MB of text, the most a text input may hold")
+        raise InputError(
+            f"{name} holds more than {MAX_TEXT_BYTES // 1_000_000} MB, the most a text input may hold"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -324,7 +324,8 @@ class Wav2Vec2Config:
         for parts in ("num_attention_heads", "num_conv_pos_embedding_groups"):
             if config.hidden_size % getattr(config, parts):
                 raise CheckpointError(
-                    f"config.json: hidden_size {config.hidden_size} is not a multiple of {parts} {getattr(config, parts)}"
+                    f"config.json: hidden_size {config.hidden_size} is not a multiple of "
+                    f"{parts} {getattr(config, parts)}"
                 )
         if config.feat_extract_norm not in ("group", "layer"):
             raise CheckpointError(f"config.json: unknown feat_extract_norm {config.feat_extract_norm!r}")
