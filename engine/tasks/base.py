@@ -227,15 +227,41 @@ class Family:
         )
 
 
+#: How transformers names a checkpoint trained with each head: the endings of the class names
+#: in config.json's `architectures` (Wav2Vec2's CTC head was called ForMaskedLM at first).
+TRAINED_AS: dict[str, tuple[str, ...]] = {
+    "sequence-classification": ("ForSequenceClassification",),
+    "token-classification": ("ForTokenClassification",),
+    "question-answering": ("ForQuestionAnswering",),
+    "image-classification": ("ForImageClassification",),
+    "object-detection": ("ForObjectDetection",),
+    "ctc": ("ForCTC", "ForMaskedLM"),
+    "audio-classification": ("ForSequenceClassification",),
+}
+
+
 def find_family(config: dict[str, Any], families: Mapping[str, Family], head: str, task: str) -> Family:
-    """The family of this checkpoint's `model_type`, when it has `head`; else a clear error
-    that names the model types `task` can run."""
+    """The family of this checkpoint's `model_type`, when it has `head` and the checkpoint was
+    trained with that head; else a clear error that names what the checkpoint is and what
+    `task` can run.
+
+    A checkpoint trained for another task can have exactly the weights this head expects (a
+    BERT token classifier loads a sentence classifier's file once the pooler is dropped), so
+    config.json's `architectures`, when present, must name a class with the head."""
     supported = {name: family for name, family in families.items() if head in family.heads}
     model_type = config.get("model_type")
-    if model_type in supported:
-        return supported[model_type]
-    arch = ", ".join(config.get("architectures") or []) or "unknown architecture"
-    raise CheckpointError(
-        f"this checkpoint is a {model_type or 'model of unknown type'} ({arch}); "
-        f"{task} here needs one of: {', '.join(sorted(supported))}"
-    )
+    architectures = config.get("architectures") or []
+    architectures = [str(a) for a in (architectures if isinstance(architectures, list) else [architectures])]
+    if not isinstance(model_type, str) or model_type not in supported:
+        raise CheckpointError(
+            f"this checkpoint is a {model_type or 'model of unknown type'} "
+            f"({', '.join(architectures) or 'unknown architecture'}); "
+            f"{task} here needs one of: {', '.join(sorted(supported))}"
+        )
+    wanted = TRAINED_AS.get(head, ())
+    if wanted and architectures and not any(a.endswith(wanted) for a in architectures):
+        raise CheckpointError(
+            f"this checkpoint is a {', '.join(architectures)}; {task} needs a model trained with its "
+            f"head (a class name ending in {' or '.join(wanted)})"
+        )
+    return supported[model_type]
