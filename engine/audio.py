@@ -18,6 +18,13 @@ from engine.errors import InputError
 
 #: The rate every Wav2Vec2-family checkpoint was trained at.
 MODEL_RATE = 16_000
+
+#: The largest sample magnitude taken. Float audio lies within -1..1 (a mix may overshoot a
+#: little); 16-bit integer samples handed over as they are (as transformers' pipelines take
+#: them) reach 32768. Far beyond that there is no sound, only a corrupt or mis-typed file
+#: (float samples of 1e20 or 3e38), and squaring such values to normalise them overflows
+#: float32 into infinity and NaN. Below it, an hour of samples squares to at most 2.5e17.
+MAX_SAMPLE = 65_536.0
 _QUALITY = "HQ"
 
 
@@ -59,7 +66,7 @@ def iter_audio(
                 raise InputError(f"{Path(path).name} is damaged: {exc}") from None
             if len(frames) == 0:
                 break
-            out = stream.push(_checked(to_mono(frames), path))
+            out = stream.push(to_mono(check_samples(frames, Path(path).name)))
             produced += len(out)
             if len(out):
                 yield out
@@ -186,9 +193,17 @@ def _reason(exc: Exception) -> str:
     return text.split(": ", 1)[-1] if ": " in text else text
 
 
-def _checked(samples: np.ndarray, path: str | Path) -> np.ndarray:
+def check_samples(samples: np.ndarray, what: str = "the audio") -> np.ndarray:
+    """`samples` themselves, or an `InputError` when any is not a number or beyond
+    `MAX_SAMPLE` in magnitude."""
     if not np.isfinite(samples).all():
-        raise InputError(f"{Path(path).name} contains samples that are not numbers (NaN or infinity)")
+        raise InputError(f"{what} contains samples that are not numbers (NaN or infinity)")
+    peak = max(-float(samples.min()), float(samples.max())) if samples.size else 0.0  # abs() wraps -2**15
+    if peak > MAX_SAMPLE:
+        raise InputError(
+            f"{what} has samples as large as {peak:.3g}: sound lies within -1..1 (or ±32768 as "
+            "16-bit integers), so this is not audio that can be read; scale it to -1..1 first"
+        )
     return samples
 
 

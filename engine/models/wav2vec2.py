@@ -348,6 +348,15 @@ class Wav2Vec2Config:
             size = (size - 1) * stride + kernel
         return size
 
+    @property
+    def shortest_input(self) -> int:
+        """The fewest samples the model takes: one frame's receptive field, and where the first
+        convolution is group-normed, two of its steps (torch normalises no lone value). 400
+        for base; the second rule only binds on toy configs with one wide convolution."""
+        if self.feat_extract_norm == "group":
+            return max(self.receptive_field, self.conv_kernel[0] + self.conv_stride[0])
+        return self.receptive_field
+
 
 def frame_lengths(sample_lengths: torch.Tensor, config: Wav2Vec2Config) -> torch.Tensor:
     """Frames the conv stack makes from each length: floor((L - kernel) / stride) + 1 per layer."""
