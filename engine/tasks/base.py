@@ -130,6 +130,8 @@ class Task(ABC):
         if cls.input_kind == "text":
             return read_text_argument(value)
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise InputError(f"{value} is a folder, not {cls.input_kind} file")
         if not path.is_file():
             raise InputError(f"no such file: {value}")
         return path
