@@ -131,7 +131,7 @@ class Task(ABC):
             return read_text_argument(value)
         path = Path(value).expanduser()
         if path.is_dir():
-            raise InputError(f"{value} is a folder, not {cls.input_kind} file")
+            raise InputError(f"{value} is a folder, not an {cls.input_kind} file")
         if not path.is_file():
             raise InputError(f"no such file: {value}")
         return path
