@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,8 +145,7 @@ class WavWriter:
     Use as a context manager, or call `close()`."""
 
     def __init__(self, path: str | Path, rate: int, channels: int = 1) -> None:
-        import soundfile
-
+        soundfile = _soundfile()
         _check_rate(rate)
         try:
             self._file = soundfile.SoundFile(
@@ -172,8 +172,7 @@ class WavWriter:
 
 def _open(path: str | Path):
     """A `soundfile.SoundFile` for reading, with every failure turned into an `InputError`."""
-    import soundfile
-
+    soundfile = _soundfile()
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"no such file: {path}")
@@ -185,6 +184,19 @@ def _open(path: str | Path):
         f.close()
         raise InputError(f"{path.name} declares a sample rate of {f.samplerate} Hz")
     return f
+
+
+def _soundfile() -> Any:
+    """The soundfile module, or an `InputError` when libsndfile cannot be loaded (its wheels
+    bundle it; elsewhere it is a system library)."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # soundfile raises OSError when libsndfile is missing
+        raise InputError(
+            f"audio files cannot be read on this machine: libsndfile is missing ({exc}); "
+            "on Debian and Ubuntu: sudo apt install libsndfile1"
+        ) from None
+    return soundfile
 
 
 def _reason(exc: Exception) -> str:
