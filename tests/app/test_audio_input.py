@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import soundfile
 
 from app.audio_input import (
     AudioUnavailable,
@@ -22,6 +21,9 @@ from app.audio_input import (
     SoundDeviceBackend,
 )
 from tests.app.tiny_audio import recording
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 
 def test_ring_buffer_returns_everything_in_order_across_the_wrap():
