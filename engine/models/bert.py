@@ -263,7 +263,7 @@ class BertConfig:
         config = from_dict(cls, data)
         if config.hidden_size % config.num_attention_heads:
             raise CheckpointError(
-                f"hidden_size {config.hidden_size} is not a multiple of "
+                f"config.json: hidden_size {config.hidden_size} is not a multiple of "
                 f"num_attention_heads {config.num_attention_heads}"
             )
         activation(config.hidden_act)  # fail at load time, not on the first input

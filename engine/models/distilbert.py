@@ -204,7 +204,7 @@ class DistilBertConfig:
     def from_json(cls, data: dict[str, Any]) -> DistilBertConfig:
         config = from_dict(cls, data)
         if config.dim % config.n_heads:
-            raise CheckpointError(f"dim {config.dim} is not a multiple of n_heads {config.n_heads}")
+            raise CheckpointError(f"config.json: dim {config.dim} is not a multiple of n_heads {config.n_heads}")
         activation(config.activation, "activation")  # fail at load time, not on the first input
         return config
 

@@ -223,7 +223,7 @@ class ViTConfig:
         )
         if config.hidden_size % config.num_attention_heads:
             raise CheckpointError(
-                f"hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
+                f"config.json: hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
             )
         activation(config.hidden_act)  # fail at load time, not on the first input
         return config

@@ -1,14 +1,18 @@
 """What the bad-input catalogue (tests/engine/test_bad_inputs_*.py) shares: a tiny checkpoint
-for every task, built once per test module, awkward files, and the checks that the CLI answers
-every case as promised: strict JSON on stdout, or one line on stderr with exit code 2."""
+for every task, built once per test module, awkward files, a runner for the CLI cases, and the
+checks that the CLI answers every case as promised: strict JSON on stdout, or one line on
+stderr with exit code 2. tests/engine/test_cli.py checks the `python -m engine` process itself
+(its exit code is `main`'s)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +97,55 @@ def write_sounds(folder: Path) -> dict[str, Path]:
 # ---- the CLI ----------------------------------------------------------------------------------
 
 
-def run_cli(*args: str, stdin: bytes | None = None, before: str = "") -> subprocess.CompletedProcess:
-    """`python -m engine ARGS --device cpu`, offline; `before` is Python run first in the same
-    process (to stand for a machine that differs from this one)."""
-    code = f"import sys\n{before}\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))"
+@dataclass
+class CliCase:
+    """One command line: `args` (`--device cpu` is added), bytes for stdin, and Python run just
+    before and just after it in the same process (to stand for a machine unlike this one)."""
+
+    args: list[str]
+    stdin: bytes = b""
+    before: str = ""
+    after: str = ""
+
+
+# Runs engine.cli.main once per case in one process, each with its own stdin, stdout and stderr:
+# starting Python and torch once per module instead of once per case saves seconds a case.
+_DRIVER = """
+import base64, contextlib, io, json, sys
+from engine.cli import main
+answers = []
+for case in json.load(sys.stdin):
+    exec(case["before"])
+    sys.stdin = io.TextIOWrapper(io.BytesIO(base64.b64decode(case["stdin"])), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(case["args"] + ["--device", "cpu"])
+        except SystemExit as stop:  # argparse's usage errors
+            code = stop.code
+    exec(case["after"])
+    answers.append([code, out.getvalue(), err.getvalue()])
+sys.__stdout__.write(json.dumps(answers))
+"""
+
+
+def run_cli(cases: dict[str, CliCase]) -> dict[str, subprocess.CompletedProcess]:
+    """name -> what `python -m engine ARGS --device cpu` gave for each case (exit code, stdout,
+    stderr), all run offline in one fresh process."""
+    sent = [
+        {"args": c.args, "stdin": base64.b64encode(c.stdin).decode(), "before": c.before, "after": c.after}
+        for c in cases.values()
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", code, *args, "--device", "cpu"], cwd=ROOT, env=env, input=stdin, capture_output=True
+        [sys.executable, "-c", _DRIVER], cwd=ROOT, env=env, input=json.dumps(sent), capture_output=True, text=True
     )
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
-    )
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    return {
+        name: subprocess.CompletedProcess(case.args, code, out, err)
+        for (name, case), (code, out, err) in zip(cases.items(), answers)
+    }
 
 
 def strict_json(text: str) -> Any:

@@ -22,6 +22,7 @@ from engine.tasks.speech_recognition import SpeechRecognition
 from engine.tasks.text_classification import TextClassification
 from engine.tasks.token_classification import TokenClassification
 from tests.engine.bad_inputs import (
+    CliCase,
     assert_answered,
     assert_refused,
     build_models,
@@ -49,6 +50,19 @@ def sounds(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def cli(models, pictures, sounds):
+    """This module's CLI cases, run together (see `run_cli`)."""
+    return run_cli({
+        "deep pictures": CliCase(["image-classification", str(pictures["grey16.png"]), str(pictures["grey8.png"]),
+                                  "--model", str(models["vit"]), "--top-k", "7"]),
+        "other head": CliCase(["token-classification", "hello", "--model", str(models["bert-sst"])]),
+        "absurd audio": CliCase(["audio-classification", str(sounds["huge-3e38.wav"]), "--model", str(models["keywords"])]),
+        "float top-k": CliCase(["image-classification", str(pictures["photo.png"]), "--model", str(models["vit"]),
+                                "--top-k", "1.7"]),
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
 def loaded(models):
     """The tasks that most cases run, each loaded once."""
     return {
@@ -73,9 +87,8 @@ def test_deep_pictures_score_as_the_same_photo_in_8_bits(loaded, pictures, name)
     assert task.run(Image.open(pictures[name]), top_k=7).to_json() == as_8_bit
 
 
-def test_deep_pictures_through_the_cli(models, pictures):
-    out, said = assert_answered(run_cli("image-classification", str(pictures["grey16.png"]), str(pictures["grey8.png"]),
-                                        "--model", str(models["vit"]), "--top-k", "7"))  # fmt: skip
+def test_deep_pictures_through_the_cli(cli):
+    out, said = assert_answered(cli["deep pictures"])
     assert out[0] == out[1]
     assert said == [
         "grey16.png has 16-bit values; they were scaled to 8 bits (0..65535 to 0..255) as an image viewer shows it"
@@ -112,9 +125,8 @@ def test_a_headless_or_pretraining_architecture_is_refused(models, tmp_path):
         TokenClassification.load(bare, device="cpu")
 
 
-def test_a_checkpoint_of_another_head_through_the_cli(models):
-    assert_refused(run_cli("token-classification", "hello", "--model", str(models["bert-sst"])),
-                   "BertForSequenceClassification", "ForTokenClassification")  # fmt: skip
+def test_a_checkpoint_of_another_head_through_the_cli(cli):
+    assert_refused(cli["other head"], "BertForSequenceClassification", "ForTokenClassification")
 
 
 # ---- absurd audio samples are refused, not turned into NaN or silence -------------------------
@@ -155,9 +167,8 @@ def test_audio_within_the_bound_still_works(loaded, sounds):
     assert loaded["keywords"].run(sounds["speech.wav"]).labels
 
 
-def test_absurd_audio_through_the_cli(models, sounds):
-    assert_refused(run_cli("audio-classification", str(sounds["huge-3e38.wav"]), "--model", str(models["keywords"])),
-                   "huge-3e38.wav has samples as large as 3e+38")  # fmt: skip
+def test_absurd_audio_through_the_cli(cli):
+    assert_refused(cli["absurd audio"], "huge-3e38.wav has samples as large as 3e+38")
 
 
 # ---- pictures without a pixel ----------------------------------------------------------------
@@ -206,3 +217,7 @@ def test_options_still_take_their_own_types_and_their_text(loaded):
         loaded["vit"].run(np.zeros((8, 8, 3), np.uint8), top_k=1.7)
     with pytest.raises(InputError, match="--top-k must be a whole number, not True"):
         loaded["keywords"].run(speech_like(1.0), top_k=True)
+
+
+def test_a_float_top_k_through_the_cli(cli):
+    assert_refused(cli["float top-k"], "--top-k", "1.7")
