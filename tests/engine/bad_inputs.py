@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.engine.image_samples import photo
@@ -92,6 +93,24 @@ def write_sounds(folder: Path) -> dict[str, Path]:
     for name, samples in sounds.items():
         soundfile.write(folder / name, samples.astype(np.float32), 16_000, subtype="FLOAT")
     return {name: folder / name for name in sounds}
+
+
+# the fixtures of each catalogue module (imported there), built once per module
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return build_models(tmp_path_factory.mktemp("models"), tmp_path_factory.getbasetemp() / "tiny-wav2vec2")
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    return write_pictures(tmp_path_factory.mktemp("pictures"))
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    return write_sounds(tmp_path_factory.mktemp("sounds"))
 
 
 # ---- the CLI ----------------------------------------------------------------------------------

@@ -28,32 +28,9 @@ from engine.tasks.live_transcription import LiveTranscriber
 from engine.tasks.object_detection import ObjectDetection
 from engine.tasks.speech_recognition import SpeechRecognition
 from engine.tasks.text_classification import TextClassification
-from tests.engine.bad_inputs import (
-    CliCase,
-    assert_answered,
-    assert_refused,
-    build_models,
-    edited,
-    run_cli,
-    write_pictures,
-    write_sounds,
-)
+from tests.engine.bad_inputs import CliCase, assert_answered, assert_refused, edited, run_cli
+from tests.engine.bad_inputs import models, pictures, sounds  # noqa: F401 (fixtures)
 from tests.engine.models.tiny_wav2vec2 import speech_like
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return build_models(tmp_path_factory.mktemp("models"), tmp_path_factory.getbasetemp() / "tiny-wav2vec2")
-
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory):
-    return write_pictures(tmp_path_factory.mktemp("pictures"))
-
-
-@pytest.fixture(scope="module")
-def sounds(tmp_path_factory):
-    return write_sounds(tmp_path_factory.mktemp("sounds"))
 
 
 @pytest.fixture(scope="module")
