@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -170,10 +171,12 @@ def _option_value(option: Option, value: Any) -> Any:
             raise InputError(problem)
         return value
     if wanted in (int, float):
-        if isinstance(value, bool) or (wanted is int and isinstance(value, float)):
+        kind = numbers.Integral if wanted is int else numbers.Real  # numpy's numbers included
+        if isinstance(value, bool) or not isinstance(value, (kind, str)):
             raise InputError(problem)
+        number: Any = value.strip() if isinstance(value, str) else value
         try:
-            value = wanted(value.strip() if isinstance(value, str) else value)
+            value = wanted(number)
         except (TypeError, ValueError, OverflowError):
             raise InputError(problem) from None
         if wanted is float and not math.isfinite(value):

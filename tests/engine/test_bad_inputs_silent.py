@@ -175,7 +175,11 @@ def every_option():
             yield task, option
 
 
-WRONG_VALUES = {int: [1.7, 2.0, True, "1.7", [3]], float: [True, math.nan, math.inf, -math.inf, "nan"], bool: ["yes", 1]}
+WRONG_VALUES = {
+    int: [1.7, 2.0, np.float32(2.0), True, np.bool_(True), "1.7", [3]],
+    float: [True, math.nan, math.inf, -math.inf, "nan", np.float64(math.inf), [0.5]],
+    bool: ["yes", 1],
+}
 
 
 @pytest.mark.parametrize("task, option", list(every_option()), ids=lambda v: getattr(v, "name", None))
@@ -186,8 +190,8 @@ def test_every_option_refuses_values_of_another_type(task, option):
 
 
 def test_options_still_take_their_own_types_and_their_text(loaded):
-    resolved = ImageClassification.resolve_options({"top_k": "3"})
-    assert resolved["top_k"] == 3
+    assert ImageClassification.resolve_options({"top_k": "3"})["top_k"] == 3
+    assert ImageClassification.resolve_options({"top_k": np.int64(3)})["top_k"] == 3
     assert ObjectDetection.resolve_options({"threshold": 1})["threshold"] == 1.0
     assert SpeechRecognition.resolve_options({"chunk_length_s": np.float32(2.5)})["chunk_length_s"] == 2.5
     with pytest.raises(InputError, match="--top-k must be a whole number, not 1.7"):
