@@ -188,7 +188,13 @@ def _three(value: Any, key: str) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Size rules (all return (height, width); all truncate with int() as the processors do)
+# Size rules (all return (height, width); all truncate with int() as the processors do, but
+# never below one pixel: for a picture of 1×10000 the processors' arithmetic gives a side of 0,
+# which no resize can make)
+
+
+def _at_least_one(height: int, width: int) -> tuple[int, int]:
+    return max(1, height), max(1, width)
 
 
 def size_with_aspect_ratio(height: int, width: int, shortest_edge: int, longest_edge: int | None) -> tuple[int, int]:
@@ -206,8 +212,8 @@ def size_with_aspect_ratio(height: int, width: int, shortest_edge: int, longest_
     # With a cap, the long side is computed from the unrounded short side.
     exact = capped if capped is not None else size
     if width < height:
-        return int(exact * height / width), size
-    return size, int(exact * width / height)
+        return _at_least_one(int(exact * height / width), size)
+    return _at_least_one(size, int(exact * width / height))
 
 
 def short_side_size(height: int, width: int, shortest_edge: int, max_size: int | None = None) -> tuple[int, int]:
@@ -217,13 +223,13 @@ def short_side_size(height: int, width: int, shortest_edge: int, max_size: int |
     new_short, new_long = shortest_edge, int(shortest_edge * long / short)
     if max_size is not None and new_long > max_size:
         new_short, new_long = int(max_size * new_short / new_long), max_size
-    return (new_long, new_short) if width <= height else (new_short, new_long)
+    return _at_least_one(*((new_long, new_short) if width <= height else (new_short, new_long)))
 
 
 def fit_within(height: int, width: int, max_height: int, max_width: int) -> tuple[int, int]:
     """Scale (up or down) until one side meets the box `max_height` x `max_width`."""
     scale = min(max_height / height, max_width / width)
-    return int(height * scale), int(width * scale)
+    return _at_least_one(int(height * scale), int(width * scale))
 
 
 def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
