@@ -32,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
         p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="precision (default fp32)")
         for option in task.options:
-            if option.type is bool:
+            if option.type is bool and option.default is False:
                 p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
+            elif option.type is bool:  # unset (the model decides) or on by default: --x / --no-x
+                p.add_argument(
+                    option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                    default=option.default, help=option.help,
+                )
             else:
                 p.add_argument(
                     option.flag,

@@ -152,7 +152,7 @@ class Task(ABC):
             value = given.get(name, option.default)
             if value is not None:
                 value = _option_value(option, value)
-            if option.choices and value not in option.choices:
+            if option.choices and value is not None and value not in option.choices:
                 choices = ", ".join(map(str, option.choices))
                 raise InputError(f"{option.flag} must be one of {choices}")
             resolved[name] = value
