@@ -3,6 +3,7 @@ decoding presets, the run's speed in the run bar, and each token's probability o
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from PySide6.QtCore import Qt
@@ -88,6 +89,7 @@ class GenerationTab(TextTab):
         layout.addWidget(self.detail)
         self.options_form.changed.connect(self._on_options_edited)
         self._result: Any = None
+        self._clock: dict[str, float] = {}
         self.clear_result()
         return holder
 
@@ -120,10 +122,8 @@ class GenerationTab(TextTab):
             self._applying = False
 
     def _on_options_edited(self) -> None:
-        if not self._applying and self.preset.currentText() != CUSTOM:
-            self.preset.blockSignals(True)
-            self.preset.setCurrentText(CUSTOM)
-            self.preset.blockSignals(False)
+        if not self._applying:
+            self.sync_preset()
 
     # ----- results -----------------------------------------------------------------------------
 
@@ -131,13 +131,24 @@ class GenerationTab(TextTab):
         """The grey text before the output: nothing, unless the output continues the input."""
         return ""
 
+    def run(self) -> None:
+        super().run()
+        self._clock = {"started": time.monotonic()}
+
+    def _on_loaded(self, job_id: int, model: Any) -> None:
+        if job_id == self._run_job:  # a model loaded for this run: time the run from here
+            self._clock = {"started": time.monotonic()}
+        super()._on_loaded(job_id, model)
+
     def show_partial(self, value: Any) -> None:
+        self._clock.setdefault("first", time.monotonic())
         text = getattr(value, "text", None)
         if isinstance(text, str):
             self.view.show_stream(self.shown_prompt(), text, bool(getattr(value, "provisional", False)))
             self.summary.setText("The model is writing…")
 
     def show_result(self, result: Any) -> None:
+        self._clock["done"] = time.monotonic()
         self._result = result
         sequences = list(result.sequences)
         self.sequence_choice.blockSignals(True)
@@ -163,7 +174,7 @@ class GenerationTab(TextTab):
     def describe_result(self, result: Any) -> str:
         sequence = result.sequences[0] if result.sequences else None
         count = len(sequence.tokens) if sequence else 0
-        return f"{count} tokens of {self.output_name} from {result.prompt_tokens} tokens in"
+        return f"{_tokens(count)} of {self.output_name} from {_tokens(result.prompt_tokens)} in"
 
     def clear_result(self) -> None:
         self._result = None
@@ -178,12 +189,21 @@ class GenerationTab(TextTab):
             self.detail.setText(token_tooltip(self.view.tokens[index]).replace("<br>", " · ", 1))
 
     def run_summary(self, outcome: Outcome) -> str:
-        """Tokens, tokens per second and the wait for the first one, as the engine timed them."""
+        """Tokens, tokens per second after the first, and the wait for the first one, as the
+        window saw them arrive."""
         result = outcome.result
         count = len(result.sequences[0].tokens) if result.sequences else 0
-        timings = getattr(result, "timings", {}) or {}
-        total = timings.get("generate_s") or outcome.latency_ms / 1000
-        first = timings.get("first_token_s")
-        speed = f" · {count / total:.1f} tokens/s" if total > 0 and count else ""
-        wait = f" · first token after {1000 * first:,.0f} ms" if first is not None else ""
-        return f"{count} tokens in {total:.1f} s{speed}{wait}"
+        clock = self._clock
+        total = outcome.latency_ms / 1000
+        words = f"{_tokens(count)} in {total:.1f} s"
+        if "first" in clock and "done" in clock:
+            streaming = clock["done"] - clock["first"]
+            words = _tokens(count)
+            if count > 1 and streaming > 0:
+                words += f" · {(count - 1) / streaming:.1f} tokens/s"
+            words += f" · first after {1000 * (clock['first'] - clock['started']):,.0f} ms"
+        return words
+
+
+def _tokens(count: int) -> str:
+    return f"{count} token{'' if count == 1 else 's'}"
