@@ -191,15 +191,15 @@ class DepthAnythingForDepthEstimation(nn.Module):
         return self.neck(self.backbone.features(pixel_values), rows, columns)
 
     def forward_head(self, fused: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
-        """The fused maps -> (B, height, width) depth; the model's own size is the input's
-        rounded down to whole patches."""
-        return self.head(fused[self.config.head_in_index], height, width)
+        """The fused maps of a `height` x `width` input -> (B, H', W') depth, H' and W' the
+        input's sides rounded down to whole patches."""
+        patch = self.config.patch_size
+        return self.head(fused[self.config.head_in_index], height // patch * patch, width // patch * patch)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised pixels -> (B, H', W') depth, H' and W' rounded down to
         whole patches."""
-        patch = self.config.patch_size
-        height, width = (side // patch * patch for side in pixel_values.shape[-2:])
+        height, width = pixel_values.shape[-2:]
         return self.forward_head(self.forward_features(pixel_values), height, width)
 
 
