@@ -1,6 +1,7 @@
 """Depth Anything against transformers' DepthAnythingForDepthEstimation on tiny random
 checkpoints saved by transformers: relative and metric heads, inputs of several shapes."""
 
+import copy
 import json
 
 import pytest
@@ -42,6 +43,17 @@ def test_depth_matches_transformers(tiny, size):
     assert got.shape == expected.shape == (2, size[0] // 7 * 7, size[1] // 7 * 7)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert expected.std() > 0.05  # the random weights give a picture, not a constant
+
+
+@pytest.mark.parametrize("size", [(35, 49), (63, 28)])
+def test_fused_for_inference_still_matches_transformers(tiny, size):
+    _, reference = tiny
+    ours = copy.deepcopy(tiny[0])
+    ours.fuse_for_inference()
+    assert ours.head.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    pixels = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(pixels), reference(pixel_values=pixels).predicted_depth, rtol=1e-5, atol=1e-5)
 
 
 def test_metric_depth_lies_within_max_depth_and_relative_is_not_negative(tiny):

@@ -52,6 +52,28 @@ def test_every_hidden_state_matches_transformers(tiny, size):
     assert states[0].shape == (2, 1 + (size[0] // 7) * (size[1] // 7), 32)
 
 
+@pytest.mark.parametrize("overrides", [{}, dict(use_swiglu_ffn=True, qkv_bias=False, layerscale_value=0.3)])
+def test_fused_for_inference_still_matches_transformers(tmp_path, overrides):
+    reference = save_tiny(tmp_path, **overrides)
+    with torch.no_grad():  # layer scales away from 1, so a wrong fold shows
+        for name, tensor in reference.named_parameters():
+            if name.endswith("lambda1"):
+                tensor.uniform_(0.2, 1.5)
+    reference.save_pretrained(tmp_path)
+    ours = load(tmp_path)
+    ours.fuse_for_inference()
+    ours.fuse_for_inference()  # a second call changes nothing
+    attention = ours.encoder.layer[0].attention.attention
+    assert attention.qkv is not None and isinstance(ours.encoder.layer[0].layer_scale1, torch.nn.Identity)
+    # the separate projections remain only as views into the fused one: the weights are held once
+    assert attention.key.weight.untyped_storage().data_ptr() == attention.qkv.weight.untyped_storage().data_ptr()
+    pixels = torch.randn(2, 3, 35, 21)
+    with torch.no_grad():
+        expected = reference(pixel_values=pixels, output_hidden_states=True).hidden_states
+        for mine, theirs in zip(ours.hidden_states(pixels), expected):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_features_are_the_normalised_states_transformers_backbone_hands_on(tmp_path):
     from transformers import Dinov2Backbone
 
