@@ -28,7 +28,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -103,49 +102,15 @@ def check_agreement(run: dict[str, Callable[[Any], Any]], path: str) -> None:
         raise RuntimeError(f"engine and transformers disagree on the depth: largest gap {gap} (scale {scale})")
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-
-
-def end_to_end(run: dict[str, Callable[[Any], Any]], path: str, device: str, runs: int) -> dict[str, list[float]]:
-    """Milliseconds from JPEG path to answer, each run of each side; the sides take turns,
-    alternating who goes first."""
-    for _ in range(2):  # warm-up: allocator, oneDNN / cuDNN kernel choice, file cache
-        for side in run.values():
-            side(path)
-    times: dict[str, list[float]] = {name: [] for name in run}
-    for index in range(runs):
-        for name in list(run)[:: 1 if index % 2 == 0 else -1]:
-            _sync(device)
-            began = time.perf_counter()
-            run[name](path)
-            _sync(device)
-            times[name].append((time.perf_counter() - began) * 1000)
-    return times
-
-
 def webcam(run: dict[str, Callable[[Any], Any]], device: str, frames: int) -> dict[str, float]:
-    """Frames per second of each side, frames fed back to back: half the frames on one side,
-    then the other, then the second half, so a change in load hits both."""
-    from bench.bench_vision import webcam_frames
+    """Frames per second of each side on webcam frames fed back to back (see
+    `bench_vision.frames_per_second`)."""
+    from bench.bench_vision import frames_per_second, webcam_frames
 
     stream = webcam_frames(frames)
     for side in run.values():
         side(stream[0])  # warm-up
-    elapsed = {name: 0.0 for name in run}
-    half = len(stream) // 2
-    for chunk in (stream[:half], stream[half:]):
-        for name, side in run.items():
-            _sync(device)
-            began = time.perf_counter()
-            for frame in chunk:
-                side(frame)
-            _sync(device)
-            elapsed[name] += time.perf_counter() - began
-    return {name: len(stream) / seconds for name, seconds in elapsed.items()}
+    return frames_per_second(run, stream, device)
 
 
 def main() -> None:
@@ -163,7 +128,7 @@ def main() -> None:
     import transformers
     from PIL import Image
 
-    from bench.bench_vision import FRAME_SIZE, IMAGE, _devices
+    from bench.bench_vision import FRAME_SIZE, IMAGE, _devices, take_turns
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -184,7 +149,7 @@ def main() -> None:
             run = sides(device, dtype)
             if dtype == "fp32":
                 check_agreement(run, str(IMAGE))
-            times = end_to_end(run, str(IMAGE), device, args.runs)
+            times = take_turns(run, str(IMAGE), device, args.runs)
             ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
             best = min(times["engine"]) / min(times["transformers"])
             print(f"{TITLE:24} {device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} {ours / theirs:6.2f}x "
