@@ -249,7 +249,7 @@ class DepthAnythingConfig:
             max_depth = 1  # a relative head's scale means nothing; transformers' default
         if not isinstance(max_depth, (int, float)) or isinstance(max_depth, bool) or max_depth <= 0:
             raise CheckpointError(f"max_depth must be a positive number, not {max_depth!r}")
-        config = from_dict(
+        return from_dict(
             cls,
             data,
             backbone=dinov2.Dinov2Config.from_json(backbone_data),
@@ -258,10 +258,12 @@ class DepthAnythingConfig:
             neck_hidden_sizes=tuple(int(n) for n in data.get("neck_hidden_sizes", cls.neck_hidden_sizes)),
             max_depth=float(max_depth),
         )
-        config.check()
-        return config
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
+        if self.patch_size != self.backbone.patch_size:
+            raise CheckpointError(
+                f"patch_size {self.patch_size} differs from the backbone's {self.backbone.patch_size}"
+            )
         levels = len(self.neck_hidden_sizes)
         if not len(self.reassemble_factors) == len(self.backbone.out_indices) == levels:
             raise CheckpointError(

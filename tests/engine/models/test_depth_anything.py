@@ -127,6 +127,7 @@ def test_a_config_without_backbone_config_gets_transformers_defaults():
         (dict(neck_hidden_sizes=[8, 12, 16]), "must agree"),
         (dict(reassemble_factors=[4, 2, 1, 0.3]), "neither"),
         (dict(head_in_index=4), "head_in_index"),
+        (dict(patch_size=14), "differs from the backbone's 7"),
         (dict(backbone_config={"model_type": "convnext"}), "convnext backbone"),
         (dict(backbone_config={**BACKBONE, "reshape_hidden_states": True}), "reshape_hidden_states"),
     ],
