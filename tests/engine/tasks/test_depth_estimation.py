@@ -50,11 +50,24 @@ def images(tmp_path_factory):
     return paths
 
 
-@pytest.fixture(scope="module", params=["relative", "metric"])
-def checkpoint(request, tmp_path_factory):
+def load_both(folder):
     """(ours, transformers' pipeline) on the same saved files."""
-    folder = save_checkpoint(tmp_path_factory.mktemp(request.param), request.param)
     return DepthEstimation.load(folder, device="cpu"), reference_pipeline(folder)
+
+
+@pytest.fixture(scope="module")
+def relative(tmp_path_factory):
+    return load_both(save_checkpoint(tmp_path_factory.mktemp("relative"), "relative"))
+
+
+@pytest.fixture(scope="module")
+def metric(tmp_path_factory):
+    return load_both(save_checkpoint(tmp_path_factory.mktemp("metric"), "metric"))
+
+
+@pytest.fixture(params=["relative", "metric"])
+def checkpoint(request):
+    return request.getfixturevalue(request.param)
 
 
 def assert_same_depth(ours, theirs):
@@ -66,9 +79,13 @@ def assert_same_depth(ours, theirs):
     assert np.abs(ours.depth.astype(int) - picture).max() <= 1  # a value on a level's edge may tip
 
 
-@pytest.mark.parametrize("name", SAMPLES + tuple(f"odd_{w}x{h}.png" for w, h in ODD_SIZES))
-def test_depth_and_picture_equal_the_pipeline(checkpoint, images, name):
-    task, reference = checkpoint
+@pytest.mark.parametrize(
+    "kind, name",
+    [("relative", name) for name in SAMPLES + tuple(f"odd_{w}x{h}.png" for w, h in ODD_SIZES)]
+    + [("metric", name) for name in ("rgb_640x480.jpg", "exif_rotated_480x640.jpg", "odd_333x197.png")],
+)
+def test_depth_and_picture_equal_the_pipeline(request, images, kind, name):
+    task, reference = request.getfixturevalue(kind)
     result = task.run(images[name])
     assert_same_depth(result, reference(str(images[name])))
     width, height = result.image_size
@@ -145,9 +162,9 @@ def test_every_input_kind_gives_the_same_answer(checkpoint, images):
 
 
 def test_padding_to_a_size_divisor_equals_the_pipeline(tmp_path, images):
-    folder = save_checkpoint(tmp_path, keep_aspect_ratio=False, ensure_multiple_of=1,
-                             size={"height": 45, "width": 60}, do_pad=True, size_divisor=PATCH * 2)
-    task, reference = DepthEstimation.load(folder, device="cpu"), reference_pipeline(folder)
+    task, reference = load_both(save_checkpoint(tmp_path, keep_aspect_ratio=False, ensure_multiple_of=1,
+                                                size={"height": 45, "width": 60}, do_pad=True,
+                                                size_divisor=PATCH * 2))
     result = task.run(images["rgb_640x480.jpg"])
     assert result.model_input_size == (70, 56)  # 60 x 45, centre-padded to multiples of 14
     assert_same_depth(result, reference(str(images["rgb_640x480.jpg"])))
