@@ -154,3 +154,22 @@ def test_translation_under_the_pipelines_names(tmp_path):
     named = run_json("translation_en_to_fr", text, "--model", str(tmp_path), "--max-new-tokens", "6")
     flags = run_json("translation", text, "--src-lang", "en", "--tgt-lang", "fr", "--model", str(tmp_path), "--max-new-tokens", "6")
     assert named == flags and len(named) == 1 and set(named[0]) == {"translation_text"}
+
+
+# --- depth estimation: what the numbers are, in three fields ---
+
+
+def test_depth_estimation_prints_kind_min_and_max(tmp_path):
+    from PIL import Image
+    from transformers import DPTImageProcessorPil
+
+    from tests.engine.image_samples import photo
+    from tests.engine.models.tiny_depth_anything import save_tiny_depth_anything
+
+    save_tiny_depth_anything(tmp_path, depth_estimation_type="metric", max_depth=20)
+    DPTImageProcessorPil(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=7,
+                         resample=3).save_pretrained(tmp_path)
+    Image.fromarray(photo(61, 97)).save(tmp_path / "photo.png")
+    out = run_json("depth-estimation", str(tmp_path / "photo.png"), "--model", str(tmp_path))
+    assert set(out) == {"kind", "min", "max"} and out["kind"] == "metric"
+    assert 0 < out["min"] < out["max"]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import ConvNextImageProcessorPil, DetrImageProcessorPil, ViTImageProcessorPil
+from transformers import ConvNextImageProcessorPil, DetrImageProcessorPil, DPTImageProcessorPil, ViTImageProcessorPil
+from transformers.models.dpt.image_processing_pil_dpt import get_resize_output_image_size as dpt_output_size
 from transformers.image_transforms import get_resize_output_image_size, get_size_with_aspect_ratio
 from transformers.image_utils import load_image as hf_load_image
 
@@ -42,7 +43,20 @@ PROCESSORS = {
          "do_resize": True, "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_size": 1333, "size": 800},
         False,
     ),
+    "dpt-hub": (  # depth-anything/Depth-Anything-V2-*-hf
+        DPTImageProcessorPil,
+        {"image_processor_type": "DPTImageProcessor", "do_normalize": True, "do_pad": False, "do_rescale": True,
+         "do_resize": True, "ensure_multiple_of": 14, "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD,
+         "keep_aspect_ratio": True, "resample": 3, "rescale_factor": 0.00392156862745098,
+         "size": {"height": 518, "width": 518}, "size_divisor": None},
+        True,
+    ),
     # Other variants real checkpoints use.
+    "dpt-warp-in-multiples": (
+        DPTImageProcessorPil,
+        {"size": 384, "ensure_multiple_of": 32, "keep_aspect_ratio": False, "resample": 2},
+        True,
+    ),
     "convnext-384-warp": (
         ConvNextImageProcessorPil,
         {"crop_pct": 0.875, "resample": 3, "size": {"shortest_edge": 384}, "image_mean": IMAGENET_MEAN,
@@ -73,7 +87,7 @@ PROCESSORS = {
         True,
     ),
 }
-EVERY_FILE_PROCESSORS = ("vit-hub", "convnext-hub", "detr-hub")
+EVERY_FILE_PROCESSORS = ("vit-hub", "convnext-hub", "detr-hub", "dpt-hub")
 SOME_FILES = ("rgb_640x480.jpg", "rgba_480x640.png", "exif_rotated_480x640.jpg", "one_pixel.png")
 
 
@@ -317,6 +331,9 @@ def test_hub_configs_read_as_their_processors_read_them(processors):
     detr = processors["detr-hub"][1]
     assert detr.size == processing.Size(shortest_edge=800, longest_edge=1333)
     assert detr.resample == processing.BILINEAR and detr.image_mean == tuple(IMAGENET_MEAN)
+    dpt = processors["dpt-hub"][1]
+    assert dpt.size == processing.Size(height=518, width=518) and dpt.resample == processing.BICUBIC
+    assert (dpt.keep_aspect_ratio, dpt.ensure_multiple_of, dpt.size_divisor, dpt.do_pad) == (True, 14, None, False)
 
 
 def test_config_variants_and_defaults(tmp_path):
@@ -343,6 +360,8 @@ def test_config_variants_and_defaults(tmp_path):
         ({"resample": 9}, "unknown resample"),
         ({"image_mean": [0.5, 0.5]}, "one number or three"),
         ({"do_center_crop": True}, "without a crop_size"),
+        ({"ensure_multiple_of": 0}, "positive whole number"),
+        ({"size_divisor": 2.5}, "positive whole number"),
     ],
 )
 def test_unusable_configs_are_checkpoint_errors(data, message):
@@ -406,3 +425,22 @@ def test_short_side_rule_matches_transformers(shortest, max_size):
             input_data_format="channels_last",
         )
         assert processing.short_side_size(height, width, shortest, max_size) == at_least_one_pixel(expected), (height, width)
+
+
+@pytest.mark.parametrize("keep_aspect_ratio", [True, False])
+@pytest.mark.parametrize("target, multiple", [((518, 518), 14), ((384, 384), 32), ((384, 512), 1), ((256, 320), 7)])
+def test_dpt_size_rule_matches_transformers(target, multiple, keep_aspect_ratio):
+    for height, width in SIZES:
+        expected = dpt_output_size(np.zeros((3, height, width)), target, keep_aspect_ratio, multiple)
+        if not expected.height or not expected.width:  # transformers then fails to resize
+            with pytest.raises(InputError, match="too narrow"):
+                processing.multiple_of_size(height, width, *target, keep_aspect_ratio, multiple)
+            continue
+        got = processing.multiple_of_size(height, width, *target, keep_aspect_ratio, multiple)
+        assert got == (expected.height, expected.width), (height, width)
+
+
+def test_dpt_rule_needs_a_size_with_height_and_width():
+    config = processing.ImageProcessorConfig(size=processing.Size(shortest_edge=518), ensure_multiple_of=14)
+    with pytest.raises(CheckpointError, match="need a size with height and width"):
+        processing.preprocess(Image.new("RGB", (40, 40)), config)
