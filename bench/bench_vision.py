@@ -201,6 +201,11 @@ def end_to_end(
         check_agreement(key, sides, path, device)
     for name in engine_dtypes:
         sides[f"engine {name}"] = engine_side(key, device, name)
+    return take_turns(sides, path, device, runs)
+
+
+def take_turns(sides: dict[str, Callable[..., Any]], path: str, device: str, runs: int) -> dict[str, list[float]]:
+    """Milliseconds each side takes on `path`, run by run after two warm-ups."""
     for _ in range(2):  # warm-up: allocator, oneDNN / cuDNN kernel choice, file cache
         for run in sides.values():
             run(path)
@@ -257,6 +262,13 @@ def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: s
     for run in sides.values():
         run(stream[0])  # warm-up
     stages.clear()
+    return {**frames_per_second(sides, stream, device),
+            **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
+
+
+def frames_per_second(sides: dict[str, Callable[[Any], Any]], stream: list[Any], device: str) -> dict[str, float]:
+    """Frames per second of each side, the frames fed back to back. Each side runs half the
+    frames, then the other side, then the second half, so a change in load hits both."""
     elapsed = {side: 0.0 for side in sides}
     half = len(stream) // 2
     for chunk in (stream[:half], stream[half:]):
@@ -267,8 +279,7 @@ def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: s
                 run(frame)
             _sync(device)
             elapsed[side] += time.perf_counter() - began
-    return {**{side: len(stream) / seconds for side, seconds in elapsed.items()},
-            **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
+    return {side: len(stream) / seconds for side, seconds in elapsed.items()}
 
 
 # ------------------------------------------------------------------------------ report

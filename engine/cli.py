@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Any
 
 from engine import tasks
@@ -36,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
             "that agrees with fp32)",
         )
         for option in task.options:
-            if option.type is bool:
+            if option.type is bool and option.default is False:
                 p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
+            elif option.type is bool:  # unset (the model decides) or on by default: --x / --no-x
+                p.add_argument(
+                    option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                    default=option.default, help=option.help,
+                )
             else:
                 p.add_argument(
                     option.flag,
@@ -56,7 +62,22 @@ def _progress(done: float, total: float | None, message: str) -> None:
         sys.stderr.write(f"\r{message}{share} ({done / 1e6:.1f} MB)")
 
 
+def _say(kind: str, message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    sys.stderr.write(f"{kind}: {' '.join(message.split())}\n")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    _say("warning", str(message))  # a library's warning, as one line like the results' own
+
+
 def main(argv: list[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from engine.tasks.base import Hooks
 
     args = build_parser().parse_args(argv)
@@ -73,18 +94,23 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stderr.write(f"note: {task.precision.label()}: {note}\n")
         results = [task.run(item, **options) for item in inputs]
     except EngineError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        _say("error", str(exc))
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        _say("error", "interrupted")
         return 130
     except Exception as exc:  # a bug: still one line, but say it is not the user's fault
-        sys.stderr.write(f"error: internal {type(exc).__name__}: {exc}\n")
+        _say("error", f"internal {type(exc).__name__}: {exc}")
         return 1
+    out: Any = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
+    try:
+        text = json.dumps(out, ensure_ascii=False, indent=2, allow_nan=False)  # strict JSON: no NaN
+    except ValueError:
+        _say("error", "the model's answer holds numbers that are not finite (NaN or infinity): "
+             "its weights may be damaged")
+        return 2
     for result in results:
         for warning in result.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
-    out: Any = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
-    json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+            _say("warning", warning)
+    sys.stdout.write(text + "\n")
     return 0

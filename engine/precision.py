@@ -145,9 +145,17 @@ def candidates(
 
 def quantize(model: nn.Module, *, full_range: bool | None = None) -> nn.Module:
     """Replace every `nn.Linear` in `model` (in place) by a dynamically quantised one with
-    int8 weights, one scale per output channel. `full_range` quantises the inputs to 8 bits
-    rather than 7; None decides by the CPU (`vnni`). The returned module is `model` itself."""
+    int8 weights, one scale per output channel. A module that computes a linear map in a layout
+    of its own (GPT-2's Conv1D) offers `as_linear()`, and is quantised as that. `full_range`
+    quantises the inputs to 8 bits rather than 7; None decides by the CPU (`vnni`). The
+    returned module is `model` itself."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    for name, module in list(model.named_modules()):
+        as_linear = getattr(module, "as_linear", None)
+        if name and callable(as_linear):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, as_linear())
 
     mapping = {nn.Linear: _full_range_linear()} if (vnni() if full_range is None else full_range) else None
     with warnings.catch_warnings():

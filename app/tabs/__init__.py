@@ -24,6 +24,7 @@ TABS: dict[str, tuple[str, str]] = {
     "text-classification": ("app.tabs.text_classification", "TextClassificationTab"),
     "token-classification": ("app.tabs.token_classification", "TokenClassificationTab"),
     "question-answering": ("app.tabs.question_answering", "QuestionAnsweringTab"),
+    "text-generation": ("app.tabs.text_generation", "TextGenerationTab"),
 }
 
 MODALITIES: dict[str, str] = {"audio": "Audio", "vision": "Vision", "text": "Text"}

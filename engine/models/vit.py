@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -195,6 +195,10 @@ class ViTForImageClassification(nn.Module):
 class ViTConfig:
     """The fields of a ViT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"hidden_size", "num_attention_heads", "intermediate_size", "image_size", "patch_size", "num_channels",
+         "num_labels"}
+    )  # fmt: skip
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
@@ -215,11 +219,11 @@ class ViTConfig:
             data,
             image_size=_pair(data.get("image_size", 224)),
             patch_size=_pair(data.get("patch_size", 16)),
-            num_labels=len(id2label(data)) or int(data.get("num_labels", 2)),
+            num_labels=len(id2label(data)) or data.get("num_labels", 2),
         )
         if config.hidden_size % config.num_attention_heads:
             raise CheckpointError(
-                f"hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
+                f"config.json: hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
             )
         activation(config.hidden_act)  # fail at load time, not on the first input
         return config
@@ -229,10 +233,9 @@ class ViTConfig:
         return math.prod(i // p for i, p in zip(self.image_size, self.patch_size))
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+def _pair(value: Any) -> Any:
+    """One int as (int, int); anything else as it is, for `from_dict` to check."""
+    return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def adapt(state: StateDict, expected: set[str]) -> StateDict:

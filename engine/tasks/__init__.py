@@ -24,6 +24,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "text-generation": ("engine.tasks.text_generation", "TextGeneration"),
     "summarization": ("engine.tasks.summarization", "Summarization"),
     "translation": ("engine.tasks.translation", "Translation"),
+    # the pipeline's names for T5's pairs: translation with that pair by default
+    "translation_en_to_de": ("engine.tasks.translation", "TranslationEnToDe"),
+    "translation_en_to_fr": ("engine.tasks.translation", "TranslationEnToFr"),
+    "translation_en_to_ro": ("engine.tasks.translation", "TranslationEnToRo"),
 }
 
 

@@ -5,6 +5,8 @@ tasks through this class."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from engine.precision import (
     resolve_precision,
 )
 from engine.runtime import CancelFlag, resolve_device
+from engine.text import read_text_file, read_text_stream
 
 T = TypeVar("T", bound="Task")
 
@@ -202,6 +205,8 @@ class Task(ABC):
         if cls.input_kind == "text":
             return read_text_argument(value)
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise InputError(f"{value} is a folder, not an {cls.input_kind} file")
         if not path.is_file():
             raise InputError(f"no such file: {value}")
         return path
@@ -209,7 +214,9 @@ class Task(ABC):
     @classmethod
     def resolve_options(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names, wrong types and values outside the choices
-        are `InputError`s."""
+        are `InputError`s. Numbers are taken as they are or from their text ("5"), never from
+        a bool; an int option refuses a float (1.7 is not read as 1) and a float option
+        refuses NaN and infinity."""
         known = {o.name: o for o in cls.options}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -217,12 +224,9 @@ class Task(ABC):
         resolved = {}
         for name, option in known.items():
             value = given.get(name, option.default)
-            if value is not None and option.type is not bool and not isinstance(value, option.type):
-                try:
-                    value = option.type(value)
-                except (TypeError, ValueError):
-                    raise InputError(f"{option.flag} must be a {option.type.__name__}") from None
-            if option.choices and value not in option.choices:
+            if value is not None:
+                value = _option_value(option, value)
+            if option.choices and value is not None and value not in option.choices:
                 choices = ", ".join(map(str, option.choices))
                 raise InputError(f"{option.flag} must be one of {choices}")
             resolved[name] = value
@@ -235,19 +239,46 @@ _CHECK_SENTENCES = (
 )
 
 
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _option_value(option: Option, value: Any) -> Any:
+    """`value` as `option.type`, or an `InputError` that names the flag."""
+    wanted = option.type
+    problem = f"{option.flag} must be {_KINDS.get(wanted, wanted.__name__)}, not {value!r}"
+    if wanted is bool:
+        if not isinstance(value, bool):
+            raise InputError(problem)
+        return value
+    if wanted in (int, float):
+        kind = numbers.Integral if wanted is int else numbers.Real  # numpy's numbers included
+        if isinstance(value, bool) or not isinstance(value, (kind, str)):
+            raise InputError(problem)
+        number: Any = value.strip() if isinstance(value, str) else value
+        try:
+            value = wanted(number)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(problem) from None
+        if wanted is float and not math.isfinite(value):
+            raise InputError(f"{option.flag} must be a finite number, not {value!r}")
+        return value
+    if not isinstance(value, wanted):
+        try:
+            return wanted(value)
+        except (TypeError, ValueError):
+            raise InputError(problem) from None
+    return value
+
+
 def read_text_argument(value: str) -> str:
+    """The CLI's text INPUT: the text itself, `@path` for a file's text, `-` for stdin; files
+    and stdin are read as UTF-8 up to `engine.text.MAX_TEXT_BYTES`."""
     import sys
 
     if value == "-":
-        return sys.stdin.read()
+        return read_text_stream(sys.stdin.buffer, "the standard input")
     if value.startswith("@"):
-        path = Path(value[1:]).expanduser()
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"no such file: {path}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not UTF-8 text") from None
+        return read_text_file(value[1:])
     return value
 
 
@@ -281,15 +312,41 @@ class Family:
         )
 
 
+#: How transformers names a checkpoint trained with each head: the endings of the class names
+#: in config.json's `architectures` (Wav2Vec2's CTC head was called ForMaskedLM at first).
+TRAINED_AS: dict[str, tuple[str, ...]] = {
+    "sequence-classification": ("ForSequenceClassification",),
+    "token-classification": ("ForTokenClassification",),
+    "question-answering": ("ForQuestionAnswering",),
+    "image-classification": ("ForImageClassification",),
+    "object-detection": ("ForObjectDetection",),
+    "ctc": ("ForCTC", "ForMaskedLM"),
+    "audio-classification": ("ForSequenceClassification",),
+}
+
+
 def find_family(config: dict[str, Any], families: Mapping[str, Family], head: str, task: str) -> Family:
-    """The family of this checkpoint's `model_type`, when it has `head`; else a clear error
-    that names the model types `task` can run."""
+    """The family of this checkpoint's `model_type`, when it has `head` and the checkpoint was
+    trained with that head; else a clear error that names what the checkpoint is and what
+    `task` can run.
+
+    A checkpoint trained for another task can have exactly the weights this head expects (a
+    BERT token classifier loads a sentence classifier's file once the pooler is dropped), so
+    config.json's `architectures`, when present, must name a class with the head."""
     supported = {name: family for name, family in families.items() if head in family.heads}
     model_type = config.get("model_type")
-    if model_type in supported:
-        return supported[model_type]
-    arch = ", ".join(config.get("architectures") or []) or "unknown architecture"
-    raise CheckpointError(
-        f"this checkpoint is a {model_type or 'model of unknown type'} ({arch}); "
-        f"{task} here needs one of: {', '.join(sorted(supported))}"
-    )
+    architectures = config.get("architectures") or []
+    architectures = [str(a) for a in (architectures if isinstance(architectures, list) else [architectures])]
+    if not isinstance(model_type, str) or model_type not in supported:
+        raise CheckpointError(
+            f"this checkpoint is a {model_type or 'model of unknown type'} "
+            f"({', '.join(architectures) or 'unknown architecture'}); "
+            f"{task} here needs one of: {', '.join(sorted(supported))}"
+        )
+    wanted = TRAINED_AS.get(head, ())
+    if wanted and architectures and not any(a.endswith(wanted) for a in architectures):
+        raise CheckpointError(
+            f"this checkpoint is a {', '.join(architectures)}; {task} needs a model trained with its "
+            f"head (a class name ending in {' or '.join(wanted)})"
+        )
+    return supported[model_type]

@@ -56,7 +56,7 @@ class ImageClassification(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.family = find_family(self.config, FAMILIES, self.name, self.name)
+        self.family = find_family(self.config, FAMILIES, self.name, self.title.lower())
         self.model_config = self.family.config(self.config)
         self.labels = id2label(self.config)
         self.processor = read_processor(self.folder, self.family)

@@ -148,7 +148,7 @@ class ObjectDetection(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.family = find_family(self.config, FAMILIES, self.name, self.name)
+        self.family = find_family(self.config, FAMILIES, self.name, self.title.lower())
         self.model_config = self.family.config(self.config)
         model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
         if not isinstance(model, DetrForObjectDetection):  # vision_common's only detection head

@@ -42,12 +42,12 @@ class Trial:
     precision: str
     inputs: int  # how many check inputs ran
     differing: int  # how many of them got another answer than in fp32
-    max_difference: float  # largest |output - fp32 output| over the model's raw outputs
+    max_difference: float | None  # largest |output - fp32 output| (None: forward never ran)
     seconds: float = math.nan  # one run of the last input, the others its warm-up (Auto only)
 
     @property
     def agrees(self) -> bool:
-        return self.differing == 0 and math.isfinite(self.max_difference)
+        return self.differing == 0 and (self.max_difference is None or math.isfinite(self.max_difference))
 
     def summary(self) -> str:
         """e.g. "same answers as fp32 on 2 check inputs (largest output difference 0.031)"."""
@@ -55,6 +55,8 @@ class Trial:
         found = f"same answers as fp32 on {inputs}" if self.differing == 0 else (
             f"answers differ from fp32 on {self.differing} of {inputs}"
         )
+        if self.max_difference is None:  # a model driven through methods other than forward
+            return found
         return found + f" (largest output difference {self.max_difference:.3g})"
 
 
@@ -211,9 +213,11 @@ def _tensors(output: Any) -> list[torch.Tensor]:
     return []
 
 
-def max_difference(outputs: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+def max_difference(outputs: list[torch.Tensor], reference: list[torch.Tensor]) -> float | None:
     """The largest |a - b| between matching outputs; NaN when they do not match in number or
-    shape, or hold a value that is not finite."""
+    shape, or hold a value that is not finite; None when neither side has any."""
+    if not outputs and not reference:
+        return None
     if len(outputs) != len(reference) or any(a.shape != b.shape for a, b in zip(outputs, reference)):
         return math.nan
     differences = [float((a - b).abs().max()) for a, b in zip(outputs, reference) if a.numel()]

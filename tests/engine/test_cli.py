@@ -129,3 +129,63 @@ def test_offline_hub_id_not_cached_is_a_clear_error(tmp_path):
     )
     assert done.returncode == 2
     assert "someone/absent-model" in done.stderr and done.stderr.count("\n") == 1
+
+
+# --- text generation: every generation option is a flag ---
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory):
+    from tests.engine.models.tiny_generative import save_gpt2
+
+    folder = tmp_path_factory.mktemp("gpt2")
+    save_gpt2(folder)
+    return folder
+
+
+def test_text_generation_prints_the_pipeline_shape(gpt2_folder):
+    from engine.tasks.text_generation import TextGeneration
+
+    args = ("The analysis of London", "--model", str(gpt2_folder), "--max-new-tokens", "5", "--no-do-sample")
+    out = run_json("text-generation", *args)
+    expected = TextGeneration.load(gpt2_folder, device="cpu").run("The analysis of London", max_new_tokens=5, do_sample=False)
+    assert out == expected.to_json() and out[0]["generated_text"].startswith("The analysis of London")
+
+
+def test_generation_flags_reach_the_search(gpt2_folder):
+    beams = run_json("text-generation", "the", "--model", str(gpt2_folder), "--max-new-tokens", "4", "--num-beams", "3",
+                     "--num-return-sequences", "2", "--early-stopping", "never", "--length-penalty", "0.5",
+                     "--no-return-full-text")
+    assert len(beams) == 2 and not any(item["generated_text"].startswith("the") for item in beams)
+    sample = ("the", "--model", str(gpt2_folder), "--max-new-tokens", "6", "--do-sample", "--seed", "3", "--top-k", "20",
+              "--top-p", "0.9", "--temperature", "0.8", "--repetition-penalty", "1.2", "--no-repeat-ngram-size", "2")
+    assert run_json("text-generation", *sample) == run_json("text-generation", *sample)
+
+
+def test_translation_under_the_pipelines_names(tmp_path):
+    from tests.engine.models.tiny_generative import save_t5
+
+    save_t5(tmp_path, flan=True)
+    text = "The analysis of London"
+    named = run_json("translation_en_to_fr", text, "--model", str(tmp_path), "--max-new-tokens", "6")
+    flags = run_json("translation", text, "--src-lang", "en", "--tgt-lang", "fr", "--model", str(tmp_path), "--max-new-tokens", "6")
+    assert named == flags and len(named) == 1 and set(named[0]) == {"translation_text"}
+
+
+# --- depth estimation: what the numbers are, in three fields ---
+
+
+def test_depth_estimation_prints_kind_min_and_max(tmp_path):
+    from PIL import Image
+    from transformers import DPTImageProcessorPil
+
+    from tests.engine.image_samples import photo
+    from tests.engine.models.tiny_depth_anything import save_tiny_depth_anything
+
+    save_tiny_depth_anything(tmp_path, depth_estimation_type="metric", max_depth=20)
+    DPTImageProcessorPil(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=7,
+                         resample=3).save_pretrained(tmp_path)
+    Image.fromarray(photo(61, 97)).save(tmp_path / "photo.png")
+    out = run_json("depth-estimation", str(tmp_path / "photo.png"), "--model", str(tmp_path))
+    assert set(out) == {"kind", "min", "max"} and out["kind"] == "metric"
+    assert 0 < out["min"] < out["max"]

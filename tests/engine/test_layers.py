@@ -28,7 +28,7 @@ def below_tasks(path: Path) -> list[str]:
     return sorted(m for m in imported_modules(path) if m == "engine.tasks" or m.startswith("engine.tasks."))
 
 
-INFRASTRUCTURE = sorted(p for p in ENGINE.glob("*.py") if p.name not in FRONT_ENDS)
+INFRASTRUCTURE = sorted(p for p in [*ENGINE.glob("*.py"), *ENGINE.glob("generation/*.py")] if p.name not in FRONT_ENDS)
 MODELS = sorted((ENGINE / "models").glob("*.py"))
 
 

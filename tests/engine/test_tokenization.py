@@ -75,3 +75,39 @@ def test_settings_come_from_tokenizer_config(folder):
 def test_a_folder_without_a_tokenizer_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="no tokenizer"):
         load_tokenizer(tmp_path)
+
+
+# --- byte-level BPE from vocab.json + merges.txt (GPT-2, and RoBERTa-style for BART) ---
+
+BPE_TEXTS = [*TEXTS, " leading space", "", "<|endoftext|> between <s> specials </s>", "a <mask> here"]
+
+
+@pytest.fixture(scope="module", params=["gpt2", "gpt2-named", "roberta", "bart-named"])
+def bpe_folder(request, tmp_path_factory):
+    from tests.engine.models.tiny_generative import save_byte_level_bpe
+
+    named = {"gpt2-named": "GPT2Tokenizer", "bart-named": "BartTokenizer"}.get(request.param)
+    path = tmp_path_factory.mktemp(request.param)
+    save_byte_level_bpe(path, roberta=request.param in ("roberta", "bart-named"), tokenizer_class=named)
+    # without tokenizer_class, transformers picks the class from config.json, as for the Hub's files
+    model_type = "gpt2" if request.param.startswith("gpt2") else "bart"
+    (path / "config.json").write_text(f'{{"model_type": "{model_type}"}}')
+    return path
+
+
+def test_byte_level_bpe_matches_transformers(bpe_folder):
+    from transformers import AutoTokenizer
+
+    oracle = AutoTokenizer.from_pretrained(bpe_folder)
+    ours = load_tokenizer(bpe_folder)
+    for text in BPE_TEXTS:
+        expected = oracle(text)["input_ids"]
+        assert ours.encode(text).ids == expected, text
+        assert ours.decode(expected, skip_special_tokens=True) == oracle.decode(expected, skip_special_tokens=True)
+        assert ours.decode(expected, skip_special_tokens=False) == oracle.decode(expected)
+
+
+def test_a_vocabulary_without_merges_is_no_tokenizer(tmp_path):
+    (tmp_path / "vocab.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="no tokenizer"):
+        load_tokenizer(tmp_path)

@@ -121,6 +121,22 @@ def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
     assert "Qt Multimedia" in camera_problem()
 
 
+def test_camera_problem_names_a_missing_system_library(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_libpulse(name, *args, **kwargs):  # what a bare Debian without libpulse0 gives
+        if name == "PySide6.QtMultimedia":
+            raise ImportError("libpulse.so.0: cannot open shared object file: No such file or directory")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_libpulse)
+    problem = camera_problem()
+    assert "libpulse.so.0" in problem and "sudo apt install libpulse0" in problem
+    assert "PySide6-Addons" not in problem  # the package is there; the library is not
+
+
 def test_the_overlay_follows_the_video_in_the_frames_own_pixels(qtbot, window):
     tab = tab_of(qtbot, window, "object-detection")
     ready = tab.start_live_sample()  # the street scene played as a camera, as screenshots do

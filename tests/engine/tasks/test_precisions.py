@@ -7,7 +7,10 @@ The tolerances are relative to the largest fp32 output. Random weights give near
 so a few rows (tokens, frames) flip between precisions where a trained model's would not: for
 the tagger and the speech model the answers may differ, and at least 90% of the rows keep
 their top-1. Random Wav2Vec2 weights drift in bf16 (in transformers as here), so bf16 is not
-held to a bound on them; Auto refuses it there, which a test checks.
+held to a bound on them; Auto refuses it there. A generator's later steps read the tokens its
+own precision chose, so only its first step (the prompt's logits) is compared, and its text
+may differ; T5 runs through encode and decode, which record no outputs, and the depth model
+through its parts, so theirs are compared by answers alone.
 """
 
 import json
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 TOLERANCE = {"bf16": 0.05, "int8": 0.2}  # max |Δ output| over max |fp32 output|
 UNSTABLE_IN_BF16 = {"wav2vec2-ctc", "wav2vec2-cls"}
 NEAR_TIES = {"bert-ner", "wav2vec2-ctc"}  # answers may differ; 90% of rows keep their top-1
+GENERATORS = {"gpt2", "flan-t5"}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,9 @@ def test_every_task_has_check_inputs_from_the_samples():
 
 
 def test_the_checkpoints_cover_every_task():
-    assert {task for task, _ in CHECKPOINTS.values()} == set(tasks.available())
+    covered = [tasks.get(task) for task, _ in CHECKPOINTS.values()]
+    for name in tasks.available():  # translation_en_to_de and the like are translation
+        assert any(issubclass(tasks.get(name), cls) for cls in covered), name
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "int8"])
@@ -64,12 +70,19 @@ def test_precision_keeps_shapes_labels_and_answers(fp32, name, dtype, monkeypatc
     task = cls.load(folder, device="cpu", dtype=dtype)
     assert task.precision.name == dtype and task.info()["precision"] == dtype
     got = record(task, cls.check_inputs())
-    assert [t.shape for t in got.outputs] == [t.shape for t in reference.outputs]
     assert task.info().get("labels") == reference_task.info().get("labels")
+    assert [type(g) for g in got.gists] == [type(g) for g in reference.gists]
+    outputs, expected = got.outputs, reference.outputs
+    if name in GENERATORS:
+        outputs, expected = outputs[:1], expected[:1]
+    assert [t.shape for t in outputs] == [t.shape for t in expected]
     if name in UNSTABLE_IN_BF16 and dtype == "bf16":
         return
-    scale = max(float(t.abs().max()) for t in reference.outputs)
-    assert precision_check.max_difference(got.outputs, reference.outputs) <= TOLERANCE[dtype] * scale
+    if expected:
+        scale = max(float(t.abs().max()) for t in expected)
+        assert precision_check.max_difference(outputs, expected) <= TOLERANCE[dtype] * scale
+    if name in GENERATORS:
+        return
     if name in NEAR_TIES:
         kept = [(a.argmax(-1) == b.argmax(-1)).float().mean() for a, b in zip(got.outputs, reference.outputs)]
         assert min(kept) >= 0.9

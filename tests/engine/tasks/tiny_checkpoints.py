@@ -48,6 +48,24 @@ def _detr(folder: Path) -> None:
     DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
 
 
+def _depth(folder: Path) -> None:
+    from tests.engine.tasks.test_depth_estimation import save_checkpoint
+
+    save_checkpoint(folder)
+
+
+def _gpt2(folder: Path) -> None:
+    from tests.engine.models.tiny_generative import save_gpt2
+
+    save_gpt2(folder, tie_word_embeddings=False)  # an untied head: a linear layer int8 replaces
+
+
+def _flan_t5(folder: Path) -> None:
+    from tests.engine.models.tiny_generative import save_t5
+
+    save_t5(folder, flan=True)
+
+
 def _wav2vec2(variant: str) -> Callable[[Path], None]:
     return lambda folder: tiny_wav2vec2.save_variant(variant, folder)
 
@@ -60,6 +78,9 @@ CHECKPOINTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "vit": ("image-classification", _vit),
     "convnext": ("image-classification", _convnext),
     "detr": ("object-detection", _detr),
+    "depth-anything": ("depth-estimation", _depth),
+    "gpt2": ("text-generation", _gpt2),
+    "flan-t5": ("translation", _flan_t5),
     "wav2vec2-ctc": ("automatic-speech-recognition", _wav2vec2("ctc-group")),
     "wav2vec2-cls": ("audio-classification", _wav2vec2("cls-last")),
 }

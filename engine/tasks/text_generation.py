@@ -1,0 +1,82 @@
+"""Text generation with a decoder-only model (GPT-2): the prompt continued token by token,
+shaped like transformers' text-generation pipeline (`[{"generated_text": ...}]`, the prompt
+included unless `return_full_text` is off)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from engine.errors import InputError
+from engine.generation.search import CachedDecoder
+from engine.models.gpt2 import GPT2LMHeadModel
+from engine.tasks.base import Hooks, Option
+from engine.tasks.generation_common import (
+    GENERATION_OPTIONS,
+    Generation,
+    GenerationTask,
+    check_prompt,
+    require_token,
+)
+
+
+@dataclass
+class GeneratedText(Generation):
+    """The continuations; `prompt` is prepended in `to_json` ("" without return_full_text)."""
+
+    prompt: str = ""
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"generated_text": self.prompt + sequence.text} for sequence in self.sequences]
+
+
+class TextGeneration(GenerationTask):
+    """Continue a prompt with a GPT-2 checkpoint: greedy search, sampling or beam search."""
+
+    name = "text-generation"
+    title = "Text generation"
+    default_model = "openai-community/gpt2"
+    suggested_models = (
+        "openai-community/gpt2",
+        "distilbert/distilgpt2",
+        "openai-community/gpt2-medium",
+        "openai-community/gpt2-large",
+    )
+    head = "causal-lm"
+    # transformers' text-generation pipeline samples 256 new tokens at temperature 0.7 unless
+    # the model says otherwise
+    task_defaults = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
+    options = (
+        *GENERATION_OPTIONS,
+        Option("return_full_text", bool, True, "start the output with the prompt"),
+    )
+
+    def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> GeneratedText:
+        hooks = hooks or Hooks()
+        options = self.resolve_options(options)
+        text = check_prompt(input)
+        ids = self.tokenizer.encode_batch([text])[0].ids
+        if not ids:  # an empty prompt starts from the beginning-of-text token, as the pipeline does
+            ids = [require_token(self.generation_config.get("bos_token_id"), "bos_token_id")]
+        positions = self.model_config.n_positions
+        params = self.task_params()
+        settings = self.settings(options, len(ids), params, positions)
+        warnings = []
+        new_tokens = settings.max_length - len(ids)
+        if settings.max_length > positions:
+            # keep the end of the prompt: the new tokens must fit in the model's positions
+            room = positions - new_tokens
+            if room < 1:
+                raise InputError(f"this model reads at most {positions} tokens: ask for fewer than {positions} new tokens")
+            warnings.append(
+                f"the prompt was cut to its last {room} of {len(ids)} tokens, so that {new_tokens} new "
+                f"tokens fit in the model's {positions} positions"
+            )
+            ids = ids[-room:]
+            settings = self.settings({**options, "max_new_tokens": new_tokens}, len(ids), params, positions)
+        model = cast(GPT2LMHeadModel, self.model)
+        cache = model.make_cache(self.rows(settings), settings.max_length)
+        decoder = CachedDecoder(lambda tokens, cache: model(tokens, cache, last_only=True), cache)
+        sequences = self.generate(decoder, ids, settings, hooks)
+        prompt = text if options["return_full_text"] else ""
+        return GeneratedText(sequences, len(ids), settings, prompt=prompt, warnings=warnings)
