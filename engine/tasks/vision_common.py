@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import image_processing as processing
-from engine.models import convnext, detr, vit
+from engine.models import convnext, detr, segformer, vit
 from engine.tasks.base import Family
 
 
@@ -18,6 +18,9 @@ class VisionProcessor:
     defaults: dict[str, Any]  # the processor class's own defaults, under preprocessor_config.json
     default_to_square: bool  # how the processor reads a bare int `size`
     uses_crop_pct: bool = False
+    # the segmentation post-processing the processor offers ("panoptic", "instance",
+    # "semantic"), in the pipeline's order of preference
+    subtasks: tuple[str, ...] = ()
 
 
 _IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -74,6 +77,23 @@ FAMILIES: dict[str, Family] = {
                 "do_pad": True,
             },
             default_to_square=False,
+        ),
+    ),
+    "segformer": Family(
+        "SegFormer",
+        segformer.SegformerConfig.from_json,
+        {"image-segmentation": segformer.SegformerForSemanticSegmentation},
+        segformer.adapt,
+        segformer.describe,
+        VisionProcessor(
+            {
+                "size": {"height": 512, "width": 512},
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_DEFAULT[0],
+                "image_std": _IMAGENET_DEFAULT[1],
+            },
+            default_to_square=True,
+            subtasks=("semantic",),
         ),
     ),
 }
