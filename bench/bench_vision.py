@@ -63,7 +63,7 @@ def save_vit(folder: Path) -> None:
     # ViTConfig's defaults are ViT-B/16 at 224: 768 wide, 12 layers, 12 heads, MLP 3072
     ViTForImageClassification(ViTConfig(**_labels(1000, "class"))).save_pretrained(folder)
     # google/vit-base-patch16-224's preprocessor_config.json
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
         "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 224,
     })
@@ -75,7 +75,7 @@ def save_convnext(folder: Path) -> None:
     config = ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768], **_labels(1000, "class"))
     ConvNextForImageClassification(config).save_pretrained(folder)
     # facebook/convnext-tiny-224's: short side to 224 / 0.875 = 256, centre crop 224, bicubic
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "crop_pct": 0.875, "do_normalize": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
         "image_std": IMAGENET_STD, "resample": 3, "size": 224,
     })
@@ -92,13 +92,13 @@ def save_detr(folder: Path) -> None:
         **_labels(91, "object"),
     )
     DetrForObjectDetection(config).save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "format": "coco_detection",
         "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_size": 1333, "size": 800,
     })
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
@@ -163,7 +163,7 @@ def transformers_side(key: str, device: str, dtype: str, attention: str) -> Call
     return lambda image, **options: pipe(image, **options)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
@@ -203,10 +203,10 @@ def end_to_end(key: str, device: str, dtype: str, runs: int, attention: str) -> 
         # frequency, a neighbour's burst of work)
         for side in list(sides)[:: 1 if index % 2 == 0 else -1]:
             run = sides[side]
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             run(path)
-            _sync(device)
+            sync(device)
             times[side].append((time.perf_counter() - began) * 1000)
     return times
 
@@ -253,11 +253,11 @@ def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, fl
     half = len(stream) // 2
     for chunk in (stream[:half], stream[half:]):
         for side, run in sides.items():
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             for frame in chunk:
                 run(frame)
-            _sync(device)
+            sync(device)
             elapsed[side] += time.perf_counter() - began
     return {**{side: len(stream) / seconds for side, seconds in elapsed.items()},
             **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
@@ -266,7 +266,7 @@ def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, fl
 # ------------------------------------------------------------------------------ report
 
 
-def _devices(choice: str) -> list[str]:
+def devices_to_run(choice: str) -> list[str]:
     import torch
 
     if choice == "auto":
@@ -305,7 +305,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # "Loading weights" bars would break the table
     torch.set_num_threads(args.threads)
-    devices = _devices(args.device)
+    devices = devices_to_run(args.device)
     for key in args.models:
         ensure_saved(key)
     with Image.open(IMAGE) as photo:

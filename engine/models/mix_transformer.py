@@ -25,6 +25,20 @@ from engine.errors import CheckpointError, InputError
 from engine.models.common import activation
 
 
+def conv_channels_last(conv: nn.Conv2d, grid: torch.Tensor) -> torch.Tensor:
+    """`conv` applied with input, weights and output all channels-last in memory, the layout
+    the tokens already have: (B, N, C) tokens seen as (B, C, h, w) are channels-last, and a
+    channels-last output flattens back to tokens without a copy. With the checkpoint's
+    (channels-first) weights the convolution would copy its input to channels-first first,
+    and the depthwise one runs many times slower there on the CPU."""
+    channels_last = torch.channels_last
+    # `to`, not `contiguous`: a depthwise weight (C, 1, k, k) counts as both layouts, and only
+    # `to` restrides it so the convolution sees channels last (a small copy per call)
+    weight = conv.weight.to(memory_format=channels_last)
+    return F.conv2d(grid.contiguous(memory_format=channels_last), weight, conv.bias,
+                    conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
 class OverlapPatchEmbeddings(nn.Module):
     """A strided convolution whose windows overlap (padding patch_size // 2), then LayerNorm
     over the channels of each position."""
@@ -36,7 +50,7 @@ class OverlapPatchEmbeddings(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """(B, C_in, H, W) -> ((B, h*w, C) tokens in row-major order, h, w)."""
-        grid = self.proj(pixels)  # (B, C, h, w)
+        grid = conv_channels_last(self.proj, pixels)  # (B, C, h, w), channels last in memory
         height, width = grid.shape[-2:]
         return self.layer_norm(grid.flatten(2).transpose(1, 2)), height, width
 
@@ -62,7 +76,7 @@ class EfficientSelfAttention(nn.Module):
         context = hidden
         if self.sr_ratio > 1:
             grid = hidden.transpose(1, 2).reshape(batch, dim, height, width)  # (B, C, h, w)
-            reduced = self.sr(grid).flatten(2).transpose(1, 2)  # (B, h*w / r², C)
+            reduced = conv_channels_last(self.sr, grid).flatten(2).transpose(1, 2)  # (B, h*w / r², C)
             context = self.layer_norm(reduced)
 
         def heads(x: torch.Tensor) -> torch.Tensor:
@@ -106,8 +120,8 @@ class DepthWiseConv(nn.Module):
 
     def forward(self, hidden: torch.Tensor, height: int, width: int) -> torch.Tensor:
         batch, _, channels = hidden.shape
-        grid = hidden.transpose(1, 2).view(batch, channels, height, width)  # (B, C, h, w), channels-last in memory
-        return self.dwconv(grid).flatten(2).transpose(1, 2)  # (B, h*w, C)
+        grid = hidden.transpose(1, 2).view(batch, channels, height, width)  # (B, C, h, w), channels last in memory
+        return conv_channels_last(self.dwconv, grid).flatten(2).transpose(1, 2)  # (B, h*w, C)
 
 
 class MixFFN(nn.Module):

@@ -86,21 +86,25 @@ class DecodeHead(nn.Module):
         return out
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        """Every stage's (B, C_i, h_i, w_i) map -> (B, num_labels, h_0, w_0) logits."""
+        """Every stage's (B, C_i, h_i, w_i) map -> (B, num_labels, h_0, w_0) logits, channels
+        last in memory (as the encoder's maps are): torch upsamples that layout many times
+        faster on the CPU."""
         size = maps[0].shape[-2:]
         projections = self.stage_projections()
         fused = _project(maps[0], *projections[0], size)
         for hidden, (weight, bias) in zip(maps[1:], projections[1:]):
             fused.add_(_project(hidden, weight, bias, size))
-        return self.classifier(torch.relu_(fused))
+        fused = torch.relu_(fused)
+        classifier = self.classifier
+        # (B, D, h, w) -> (B, h, w, D) -> (B, h, w, L) -> (B, L, h, w)
+        return F.linear(fused.permute(0, 2, 3, 1), classifier.weight.flatten(1), classifier.bias).permute(0, 3, 1, 2)
 
 
 def _project(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """(B, C, h, w) -> (B, D, *size): a 1x1 projection at the map's own resolution, then
     bilinear upsampling (align_corners=False, as the reference head)."""
-    batch, _, height, width = hidden.shape
-    # (D, C) @ (B, C, h*w) -> (B, D, h*w) -> (B, D, h, w)
-    projected = torch.matmul(weight, hidden.flatten(2)).add_(bias[:, None]).view(batch, -1, height, width)
+    # (B, C, h, w) -> (B, h, w, C) -> (B, h, w, D) -> (B, D, h, w), channels last in memory
+    projected = F.linear(hidden.permute(0, 2, 3, 1), weight, bias).permute(0, 3, 1, 2)
     if projected.shape[-2:] == size:
         return projected
     return F.interpolate(projected, size=size, mode="bilinear", align_corners=False)

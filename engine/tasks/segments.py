@@ -18,19 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from engine.errors import InputError
 from engine.tasks.base import Result
+from engine.tasks.class_map import class_map
 from engine.tasks.labels import label_name
 
 SUBTASKS = ("panoptic", "instance", "semantic")  # the pipeline's order of preference
 THRESHOLDS = ("threshold", "mask_threshold", "overlap_mask_area_threshold")
-
-#: Upsampled score maps are made this many values at a time (64 MB of float32), so a large
-#: photo never holds every class at full size at once.
-_CHUNK_VALUES = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -151,57 +147,10 @@ def semantic_postprocess(labels: Mapping[int, str]) -> Postprocess:
     def postprocess(
         outputs: Mapping[str, torch.Tensor], size: tuple[int, int], options: Mapping[str, Any]
     ) -> tuple[torch.Tensor, list[Segment]]:
-        classes = semantic_map(outputs["logits"], size)
+        classes = class_map(outputs["logits"], size)
         return classes.cpu(), segments_of(classes, labels)
 
     return postprocess
-
-
-def semantic_map(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(height, width) int32 class of each pixel: the argmax over classes of the (C, h, w)
-    `logits` upsampled bilinearly to `size` (align_corners=False), as
-    `post_process_semantic_segmentation` computes it, ties going to the lower class.
-
-    Only classes that can win somewhere are upsampled (`possible_winners`), a few at a time,
-    keeping the best score and class so far; each one's upsampled values are the very values
-    the full upsampling gives, so the map is the same."""
-    height, width = size
-    candidates = possible_winners(logits)
-    chunk = max(1, _CHUNK_VALUES // (height * width))
-    best_score: torch.Tensor | None = None
-    best_class = torch.zeros(size, dtype=torch.int64, device=logits.device)
-    for start in range(0, len(candidates), chunk):
-        picked = candidates[start : start + chunk]
-        # (k, h, w) -> (1, k, h, w) -> (1, k, height, width)
-        upsampled = F.interpolate(logits[picked][None], size=size, mode="bilinear", align_corners=False)[0]
-        for offset, scores in enumerate(upsampled):
-            if best_score is None:
-                best_score = scores.clone()
-                best_class.fill_(int(picked[offset]))
-                continue
-            better = scores > best_score  # strictly: on a tie the lower class stays
-            torch.maximum(best_score, scores, out=best_score)
-            best_class.masked_fill_(better, int(picked[offset]))
-    return best_class.to(torch.int32)
-
-
-def possible_winners(logits: torch.Tensor) -> torch.Tensor:
-    """The classes (ascending) that can be the argmax somewhere once (C, h, w) `logits` are
-    upsampled bilinearly: every other class loses everywhere, so need not be upsampled.
-
-    A bilinear value is a weighted mean of at most a 2x2 window of grid values. Within a
-    window, class c scores at most its largest value there, and the winner at least the
-    largest over classes of each class's smallest value there; c can win only where the
-    first reaches the second. A small slack covers float rounding in the weights."""
-    _, height, width = logits.shape
-    window = (min(2, height), min(2, width))
-    # (C, h, w) -> (C, h-1, w-1): each class's largest and smallest value per 2x2 window
-    highest = F.max_pool2d(logits[None], window, stride=1)[0]
-    lowest = -F.max_pool2d(-logits[None], window, stride=1)[0]
-    floor = lowest.max(0).values  # (h-1, w-1): what the winner scores at least
-    slack = 1e-4 * (1.0 + float(logits.abs().max()))
-    can_win = (highest >= floor - slack).flatten(1).any(1)  # (C,)
-    return torch.nonzero(can_win).flatten()
 
 
 def segments_of(classes: torch.Tensor, labels: Mapping[int, str]) -> list[Segment]:
@@ -219,19 +168,17 @@ def segments_of(classes: torch.Tensor, labels: Mapping[int, str]) -> list[Segmen
 
 def extents(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For a (height, width) map of non-negative ids: (areas (N,), boxes (N, 4) as x0, y0,
-    x1, y1 with x1 and y1 exclusive; zeros for absent ids), N = the largest id + 1. One pass
-    over the map for all ids together, on the map's device; returned on the CPU."""
+    x1, y1 with x1 and y1 exclusive; zeros for absent ids), N = the largest id + 1. A few
+    passes over the map for all ids together, on the map's device; returned on the CPU."""
     height, width = ids.shape
-    flat = ids.flatten().long()
-    count = int(flat.max()) + 1
-    areas = torch.bincount(flat, minlength=count)
-    # which rows and which columns each id appears in: (N, height) and (N, width)
-    in_row = torch.zeros(count, height, dtype=torch.bool, device=ids.device)
-    in_column = torch.zeros(count, width, dtype=torch.bool, device=ids.device)
-    in_row[ids.long(), torch.arange(height, device=ids.device)[:, None]] = True
-    in_column[ids.long(), torch.arange(width, device=ids.device)[None, :]] = True
-    y0, y1 = _first_and_last(in_row)
-    x0, x1 = _first_and_last(in_column)
+    ids = ids.long()
+    count = int(ids.max()) + 1
+    areas = torch.bincount(ids.flatten(), minlength=count)
+    # which ids each row and each column holds: (height, N) and (width, N)
+    in_row = torch.zeros(height, count, dtype=torch.bool, device=ids.device).scatter_(1, ids, True)
+    in_column = torch.zeros(width, count, dtype=torch.bool, device=ids.device).scatter_(1, ids.t(), True)
+    y0, y1 = _first_and_last(in_row.t())
+    x0, x1 = _first_and_last(in_column.t())
     boxes = torch.stack((x0, y0, x1, y1), dim=1) * (areas > 0)[:, None]
     return areas.cpu(), boxes.cpu()
 

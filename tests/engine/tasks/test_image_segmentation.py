@@ -20,6 +20,8 @@ from engine import image_device, tasks
 from engine import image_processing as processing
 from engine.errors import Cancelled, CheckpointError, InputError
 from engine.tasks import segments as post
+from engine.tasks import class_map as class_map_module
+from engine.tasks.class_map import class_map
 from engine.tasks.base import Hooks
 from engine.tasks.image_segmentation import ImageSegmentation
 from tests.engine.image_samples import write_samples
@@ -128,30 +130,40 @@ def their_semantic_map(logits, size):
     [(150, (32, 32), (120, 160)), (6, (16, 24), (300, 500)), (5, (16, 16), (9, 7)), (4, (5, 3), (1, 1)),
      (3, (1, 1), (20, 30)), (19, (2, 40), (33, 1000))],
 )
-def test_semantic_map_equals_post_process_semantic_segmentation(classes, grid, size):
+def test_class_map_equals_post_process_semantic_segmentation(classes, grid, size):
     torch.manual_seed(classes)
     # smooth blobs, as real score maps are, plus noise
     logits = torch.nn.functional.interpolate(torch.randn(1, classes, 4, 4) * 3, size=grid, mode="bilinear")[0]
     logits += 0.3 * torch.randn(classes, *grid)
     expected = their_semantic_map(logits, size)
-    assert torch.equal(post.semantic_map(logits, size).long(), expected)
+    assert torch.equal(class_map(logits, size).long(), expected)
 
 
-def test_ties_go_to_the_lower_class_as_in_transformers():
+def test_ties_go_to_the_lower_class_as_in_transformers(monkeypatch):
     torch.manual_seed(0)
     logits = torch.randn(5, 8, 8)
     logits[3] = logits[1]  # classes 1 and 3 tie everywhere
     logits[4] = logits[1]
+    settled = []
+    settle = class_map_module._settle
+    monkeypatch.setattr(class_map_module, "_settle", lambda *args: settled.append(1) or settle(*args))
     expected = their_semantic_map(logits, (40, 30))
-    ours = post.semantic_map(logits, (40, 30))
+    ours = class_map(logits, (40, 30))
     assert torch.equal(ours.long(), expected) and 1 in ours and 3 not in ours
+    assert settled  # exact ties are close calls, settled by F.interpolate itself
 
 
-def test_only_classes_that_can_win_are_upsampled():
+def test_channels_last_logits_as_the_model_gives_them():
+    torch.manual_seed(1)
+    logits = torch.nn.functional.interpolate(torch.randn(1, 7, 5, 5), size=(20, 30), mode="bilinear")[0]
+    channels_last = logits.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    assert torch.equal(class_map(channels_last, (97, 131)).long(), their_semantic_map(logits, (97, 131)))
+
+
+def test_a_class_that_wins_only_between_grid_points_is_found():
     # class 2 wins nowhere on the grid but between its two points; class 3 never comes close
     logits = torch.tensor([[[10.0, -10.0]], [[-10.0, 10.0]], [[3.0, 3.0]], [[-20.0, -20.0]]])
-    assert post.possible_winners(logits).tolist() == [0, 1, 2]
-    classes = post.semantic_map(logits, (1, 8))
+    classes = class_map(logits, (1, 8))
     assert 2 in classes and torch.equal(classes.long(), their_semantic_map(logits, (1, 8)))
 
 
