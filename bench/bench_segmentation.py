@@ -187,38 +187,13 @@ def memory(side: str, device: str, dtype: str, threads: int) -> dict[str, float]
 
 
 def live(device: str, dtype: str, frames: int) -> dict[str, float]:
-    """Frames per second, frames fed back to back, and the engine's mean seconds per frame in
-    each stage. Each side runs half the frames, then the other side, then the second half."""
-    from PIL import Image
-
-    from bench.bench_vision import sync, webcam_frames
+    """Frames per second of both sides on camera frames, and the engine's mean seconds per
+    frame in each stage (`bench_vision.frames_per_second`)."""
+    from bench.bench_vision import frames_per_second
     from engine import tasks
 
     task = tasks.get(TASK).load(ensure_saved(), device=device, dtype=dtype)
-    pipe = transformers_side(device, dtype)
-    stages: dict[str, float] = {}
-
-    def engine_run(frame: Any) -> None:
-        for stage, seconds in task.run(frame).timings.items():
-            stages[stage] = stages.get(stage, 0.0) + seconds
-
-    runs = {"engine": engine_run, "transformers": lambda frame: pipe(Image.fromarray(frame))}
-    stream = webcam_frames(frames)
-    for run in runs.values():
-        run(stream[0])  # warm-up
-    stages.clear()
-    elapsed = {side: 0.0 for side in runs}
-    half = len(stream) // 2
-    for chunk in (stream[:half], stream[half:]):
-        for side, run in runs.items():
-            sync(device)
-            began = time.perf_counter()
-            for frame in chunk:
-                run(frame)
-            sync(device)
-            elapsed[side] += time.perf_counter() - began
-    return {**{side: len(stream) / seconds for side, seconds in elapsed.items()},
-            **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
+    return frames_per_second(task, transformers_side(device, dtype), device, frames)
 
 
 # ------------------------------------------------------------------------------ report
@@ -249,7 +224,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from bench.bench_vision import FRAME_SIZE, IMAGE, devices_to_run
+    from bench.bench_vision import FRAME_SIZE, IMAGE, devices_to_run, precisions, print_load
 
     devices = devices_to_run(args.device)
     ensure_saved()
@@ -262,31 +237,27 @@ def main() -> None:
           f"({width}x{height} JPEG) -> segments; median of {args.runs} runs after 2 warm-ups")
     print(f"{'device/dtype':13} {'engine ms':>10} {'transformers ms':>16} {'ratio':>7} {'best-run ratio':>15}"
           f"   {'engine MB':>18} {'transformers MB':>18}")
-    for device in devices:
-        for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-            times = end_to_end(device, dtype, args.runs)
-            ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
-            best = min(times["engine"]) / min(times["transformers"])
-            held = {side: memory(side, device, dtype, args.threads) for side in ("engine", "transformers")}
-            mb = {side: f"{m['working']:.0f} (peak {m['peak']:.0f})" for side, m in held.items()}
-            print(f"{device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} {ours / theirs:6.2f}x {best:14.2f}x"
-                  f"   {mb['engine']:>18} {mb['transformers']:>18}", flush=True)
+    for device, dtype in precisions(devices):
+        times = end_to_end(device, dtype, args.runs)
+        ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
+        best = min(times["engine"]) / min(times["transformers"])
+        held = {side: memory(side, device, dtype, args.threads) for side in ("engine", "transformers")}
+        mb = {side: f"{m['working']:.0f} (peak {m['peak']:.0f})" for side, m in held.items()}
+        print(f"{device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} {ours / theirs:6.2f}x {best:14.2f}x"
+              f"   {mb['engine']:>18} {mb['transformers']:>18}", flush=True)
     print("  MB: working memory of one request (peak less the loaded, warmed-up process), and the "
           "peak resident size (CUDA: allocated device memory)")
     if args.frames > 1:
         print(f"\nlive path: {args.frames} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]} fed back to back "
               "(frames/s; ratio is engine time over transformers time)")
         print(f"{'device/dtype':13} {'engine fps':>10} {'transformers fps':>16} {'ratio':>7}")
-        for device in devices:
-            for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-                fps = live(device, dtype, args.frames)
-                print(f"{device + ' ' + dtype:13} {fps['engine']:10.2f} {fps['transformers']:16.2f} "
-                      f"{fps['transformers'] / fps['engine']:6.2f}x   (engine per frame: pre-processing "
-                      f"{fps['preprocess'] * 1000:.0f} ms, model {fps['model'] * 1000:.0f} ms, "
-                      f"post-processing {fps['postprocess'] * 1000:.0f} ms)", flush=True)
-    load_after = os.getloadavg()
-    print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
-          f"{os.cpu_count()} cores; targets: engine <= 0.8x transformers' time, >= 5 live frames/s on the CPU")
+        for device, dtype in precisions(devices):
+            fps = live(device, dtype, args.frames)
+            print(f"{device + ' ' + dtype:13} {fps['engine']:10.2f} {fps['transformers']:16.2f} "
+                  f"{fps['transformers'] / fps['engine']:6.2f}x   (engine per frame: pre-processing "
+                  f"{fps['preprocess'] * 1000:.0f} ms, model {fps['model'] * 1000:.0f} ms, "
+                  f"post-processing {fps['postprocess'] * 1000:.0f} ms)", flush=True)
+    print_load(load_before, "engine <= 0.8x transformers' time, >= 5 live frames/s on the CPU")
 
 
 if __name__ == "__main__":

@@ -226,15 +226,20 @@ def webcam_frames(count: int) -> list[Any]:
 
 
 def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, float]:
-    """Frames per second for DETR, frames fed back to back, and the engine's mean seconds per
-    frame in pre-processing and in the model (post-processing included). Each side runs half
-    the frames, then the other side, then the second half, so a change in load hits both."""
-    from PIL import Image
-
+    """Frames per second for DETR (see `frames_per_second`)."""
     from engine.tasks.object_detection import ObjectDetection
 
     task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=dtype)
-    pipe = transformers_side("detr", device, dtype, attention)
+    return frames_per_second(task, transformers_side("detr", device, dtype, attention), device, frames)
+
+
+def frames_per_second(task: Any, pipe: Callable[[Any], Any], device: str, frames: int) -> dict[str, float]:
+    """Frames per second of a loaded engine task and of a transformers pipeline, frames fed
+    back to back, and the engine's mean seconds per frame in each stage its results time.
+    Each side runs half the frames, then the other side, then the second half, so a change in
+    load hits both."""
+    from PIL import Image
+
     stages: dict[str, float] = {}
 
     def engine_run(frame: Any) -> None:
@@ -264,6 +269,18 @@ def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, fl
 
 
 # ------------------------------------------------------------------------------ report
+
+
+def print_load(before: tuple[float, float, float], targets: str) -> None:
+    """The machine's load around the measurements, and what they aim for."""
+    after = os.getloadavg()
+    print(f"\nload average (1 min) {before[0]:.1f} before, {after[0]:.1f} after, on {os.cpu_count()} cores; "
+          f"target: {targets}")
+
+
+def precisions(devices: list[str]) -> list[tuple[str, str]]:
+    """(device, dtype) pairs to measure: float32 everywhere, and bfloat16 on CUDA."""
+    return [(device, dtype) for device in devices for dtype in ["fp32"] + (["bf16"] if device == "cuda" else [])]
 
 
 def devices_to_run(choice: str) -> list[str]:
@@ -320,28 +337,24 @@ def main() -> None:
     # each side is closer to what either costs alone, so its ratio is shown too
     print(f"{'model':16} {'device/dtype':13} {'engine ms':>10} {'transformers ms':>16} {'ratio':>7} "
           f"{'best-run ratio':>15}")
-    for device in devices:
-        for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-            for key in args.models:
-                times = end_to_end(key, device, dtype, args.runs, args.attn)
-                ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
-                best = min(times["engine"]) / min(times["transformers"])
-                print(f"{MODELS[key].title:16} {device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} "
-                      f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
+    for device, dtype in precisions(devices):
+        for key in args.models:
+            times = end_to_end(key, device, dtype, args.runs, args.attn)
+            ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
+            best = min(times["engine"]) / min(times["transformers"])
+            print(f"{MODELS[key].title:16} {device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} "
+                  f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
     if args.frames > 1 and "detr" in args.models:
         print(f"\nwebcam path, DETR-R50: {args.frames} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]} "
               "fed back to back (frames/s; ratio is engine time over transformers time)")
         print(f"{'':16} {'device/dtype':13} {'engine fps':>10} {'transformers fps':>16} {'ratio':>7}")
-        for device in devices:
-            for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-                fps = webcam(device, dtype, args.frames, args.attn)
-                print(f"{'DETR-R50 webcam':16} {device + ' ' + dtype:13} {fps['engine']:10.2f} "
-                      f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
-                      f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
-                      f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
-    load_after = os.getloadavg()
-    print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
-          f"on {os.cpu_count()} cores; target: engine <= 1.0x transformers' time on the CPU")
+        for device, dtype in precisions(devices):
+            fps = webcam(device, dtype, args.frames, args.attn)
+            print(f"{'DETR-R50 webcam':16} {device + ' ' + dtype:13} {fps['engine']:10.2f} "
+                  f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
+                  f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
+                  f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
+    print_load(load_before, "engine <= 1.0x transformers' time on the CPU")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from tests.engine.models.random_values import spread_values
+
 #: Two shapes of encoder: MiT-b0's layout shrunk, and one with other depths, reduction ratios,
 #: patch sizes and MLP ratios.
 CONFIGS = {
@@ -38,26 +40,8 @@ def save_tiny_segformer(
     names = {i: f"class{i}" for i in range(num_labels)}
     config = SegformerConfig(**CONFIGS[shape], id2label=names, label2id={v: k for k, v in names.items()})
     model = SegformerForSemanticSegmentation(config).eval()
-    randomize(model)
+    spread_values(model)
     model.save_pretrained(folder)
     if processor is not None:
         SegformerImageProcessorPil(**processor).save_pretrained(folder)
     return model
-
-
-def randomize(model: torch.nn.Module) -> None:
-    """Give every tensor a spread of values: transformers' init leaves norms at 1 and 0, the
-    decode head's batch-norm statistics at mean 0 and var 1, and weights small enough that
-    every class scores about the same; then the argmax map would be one class."""
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 2.0)
-            elif tensor.dim() >= 2:  # linear and conv weights: unit-scale outputs
-                tensor.normal_(0.0, tensor[0].numel() ** -0.5)
-            elif "norm" in name and name.endswith("weight"):
-                tensor.uniform_(0.5, 1.5)
-            else:
-                tensor.normal_(0.0, 0.1)
