@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.config import from_dict
 from engine.errors import CheckpointError, InputError
-from engine.models.common import activation
+from engine.models.common import SelfOutput, activation
 
 
 def conv_channels_last(conv: nn.Conv2d, grid: torch.Tensor) -> torch.Tensor:
@@ -86,17 +86,6 @@ class EfficientSelfAttention(nn.Module):
             heads(self.query(hidden)), heads(self.key(context)), heads(self.value(context))
         )
         return attended.transpose(1, 2).reshape(batch, length, dim)  # (B, N, C)
-
-
-class SelfOutput(nn.Module):
-    """The projection after attention; the checkpoint keeps it in its own module."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dense(hidden)
 
 
 class Attention(nn.Module):

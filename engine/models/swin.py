@@ -22,7 +22,7 @@ from torch import nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict
 from engine.errors import CheckpointError
-from engine.models.common import activation
+from engine.models.common import SelfOutput, activation
 
 #: What the shift's attention mask adds between positions that the roll brought together from
 #: opposite sides of the picture (the reference value).
@@ -104,17 +104,6 @@ class SelfAttention(nn.Module):
             heads(self.query(windows)), heads(self.key(windows)), heads(self.value(windows)), attn_mask=bias.to(windows.dtype)
         )
         return attended.transpose(2, 3).reshape(batch, count, length, dim)
-
-
-class SelfOutput(nn.Module):
-    """The projection after attention; the checkpoint keeps it in its own module."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(dim, dim)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dense(hidden)
 
 
 class Attention(nn.Module):
