@@ -60,6 +60,12 @@ class Result:
     def to_json(self) -> Any:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
 
+    def write_files(self, folder: Path, stem: str) -> Any:
+        """Write what this result holds beyond JSON (masks, depth maps) into `folder`, named
+        after `stem`, and return `to_json()` with the files' paths in it. Results of tasks
+        whose `output_files` is empty write nothing and return `to_json()`."""
+        return self.to_json()
+
 
 class Task(ABC):
     """A model of one architecture family loaded for one task."""
@@ -72,6 +78,9 @@ class Task(ABC):
     suggested_models: ClassVar[tuple[str, ...]] = ()
     extra_files: ClassVar[tuple[str, ...]] = ()  # Hub files needed beyond config and weights
     options: ClassVar[tuple[Option, ...]] = ()
+    # what the results can write with `Result.write_files`, for people ("one mask PNG per
+    # segment"); the CLI offers --output-dir where this is set
+    output_files: ClassVar[str] = ""
     ref: str  # what `load` fetched: a folder or a Hub id; unset on a task built directly
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
