@@ -65,7 +65,7 @@ def save_vit(folder: Path) -> None:
     # ViTConfig's defaults are ViT-B/16 at 224: 768 wide, 12 layers, 12 heads, MLP 3072
     ViTForImageClassification(ViTConfig(**_labels(1000, "class"))).save_pretrained(folder)
     # google/vit-base-patch16-224's preprocessor_config.json
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
         "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 224,
     })
@@ -77,7 +77,7 @@ def save_convnext(folder: Path) -> None:
     config = ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768], **_labels(1000, "class"))
     ConvNextForImageClassification(config).save_pretrained(folder)
     # facebook/convnext-tiny-224's: short side to 224 / 0.875 = 256, centre crop 224, bicubic
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "crop_pct": 0.875, "do_normalize": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
         "image_std": IMAGENET_STD, "resample": 3, "size": 224,
     })
@@ -94,13 +94,13 @@ def save_detr(folder: Path) -> None:
         **_labels(91, "object"),
     )
     DetrForObjectDetection(config).save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "format": "coco_detection",
         "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_size": 1333, "size": 800,
     })
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
@@ -165,7 +165,7 @@ def transformers_side(key: str, device: str, dtype: str, attention: str) -> Call
     return lambda image, **options: pipe(image, **options)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
@@ -215,10 +215,10 @@ def take_turns(sides: dict[str, Callable[..., Any]], path: str, device: str, run
         # frequency, a neighbour's burst of work)
         for side in list(sides)[:: 1 if index % 2 == 0 else -1]:
             run = sides[side]
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             run(path)
-            _sync(device)
+            sync(device)
             times[side].append((time.perf_counter() - began) * 1000)
     return times
 
@@ -238,16 +238,21 @@ def webcam_frames(count: int) -> list[Any]:
 
 
 def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: str | None = None) -> dict[str, float]:
-    """Frames per second for DETR, frames fed back to back, and the engine's mean seconds per
-    frame in pre-processing and in the model (post-processing included). Each side runs half
-    the frames, then the other side, then the second half, so a change in load hits both.
-    The engine runs in `engine_dtype` (default `dtype`), transformers in `dtype`."""
-    from PIL import Image
-
+    """Frames per second for DETR (see `frames_per_second`), the engine in `engine_dtype`
+    (default `dtype`), transformers in `dtype`."""
     from engine.tasks.object_detection import ObjectDetection
 
     task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=engine_dtype or dtype)
-    pipe = transformers_side("detr", device, dtype, attention)
+    return frames_per_second(task, transformers_side("detr", device, dtype, attention), device, frames)
+
+
+def frames_per_second(task: Any, pipe: Callable[[Any], Any], device: str, frames: int) -> dict[str, float]:
+    """Frames per second of a loaded engine task and of a transformers pipeline, frames fed
+    back to back, and the engine's mean seconds per frame in each stage its results time.
+    Each side runs half the frames, then the other side, then the second half, so a change in
+    load hits both."""
+    from PIL import Image
+
     stages: dict[str, float] = {}
 
     def engine_run(frame: Any) -> None:
@@ -262,22 +267,22 @@ def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: s
     for run in sides.values():
         run(stream[0])  # warm-up
     stages.clear()
-    return {**frames_per_second(sides, stream, device),
+    return {**time_frames(sides, stream, device),
             **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
 
 
-def frames_per_second(sides: dict[str, Callable[[Any], Any]], stream: list[Any], device: str) -> dict[str, float]:
+def time_frames(sides: dict[str, Callable[[Any], Any]], stream: list[Any], device: str) -> dict[str, float]:
     """Frames per second of each side, the frames fed back to back. Each side runs half the
     frames, then the other side, then the second half, so a change in load hits both."""
     elapsed = {side: 0.0 for side in sides}
     half = len(stream) // 2
     for chunk in (stream[:half], stream[half:]):
         for side, run in sides.items():
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             for frame in chunk:
                 run(frame)
-            _sync(device)
+            sync(device)
             elapsed[side] += time.perf_counter() - began
     return {side: len(stream) / seconds for side, seconds in elapsed.items()}
 
@@ -285,7 +290,19 @@ def frames_per_second(sides: dict[str, Callable[[Any], Any]], stream: list[Any],
 # ------------------------------------------------------------------------------ report
 
 
-def _devices(choice: str) -> list[str]:
+def print_load(before: tuple[float, float, float], targets: str) -> None:
+    """The machine's load around the measurements, and what they aim for."""
+    after = os.getloadavg()
+    print(f"\nload average (1 min) {before[0]:.1f} before, {after[0]:.1f} after, on {os.cpu_count()} cores; "
+          f"target: {targets}")
+
+
+def precisions(devices: list[str]) -> list[tuple[str, str]]:
+    """(device, dtype) pairs to measure: float32 everywhere, and bfloat16 on CUDA."""
+    return [(device, dtype) for device in devices for dtype in ["fp32"] + (["bf16"] if device == "cuda" else [])]
+
+
+def devices_to_run(choice: str) -> list[str]:
     import torch
 
     if choice == "auto":
@@ -328,7 +345,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # "Loading weights" bars would break the table
     torch.set_num_threads(args.threads)
-    devices = _devices(args.device)
+    devices = devices_to_run(args.device)
     for key in args.models:
         ensure_saved(key)
     with Image.open(IMAGE) as photo:
@@ -344,36 +361,32 @@ def main() -> None:
     print(f"{'model':16} {'device/dtype':13} {'engine ms':>10} {'transformers ms':>16} {'ratio':>7} "
           f"{'best-run ratio':>15}")
     engine_dtypes = tuple(d for d in args.dtypes.split(",") if d)
-    for device in devices:
-        for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-            for key in args.models:
-                times = end_to_end(key, device, dtype, args.runs, args.attn, engine_dtypes if device == "cpu" else ())
-                theirs = statistics.median(times["transformers"])
-                for side in [s for s in times if s.startswith("engine")]:
-                    ours = statistics.median(times[side])
-                    best = min(times[side]) / min(times["transformers"])
-                    label = f"{device} {side.removeprefix('engine').strip() or dtype}"
-                    print(f"{MODELS[key].title:16} {label:13} {ours:10.1f} {theirs:16.1f} "
-                          f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
+    for device, dtype in precisions(devices):
+        for key in args.models:
+            times = end_to_end(key, device, dtype, args.runs, args.attn, engine_dtypes if device == "cpu" else ())
+            theirs = statistics.median(times["transformers"])
+            for side in [s for s in times if s.startswith("engine")]:
+                ours = statistics.median(times[side])
+                best = min(times[side]) / min(times["transformers"])
+                label = f"{device} {side.removeprefix('engine').strip() or dtype}"
+                print(f"{MODELS[key].title:16} {label:13} {ours:10.1f} {theirs:16.1f} "
+                      f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
     if args.frames > 1 and "detr" in args.models:
         print(f"\nwebcam path, DETR-R50: {args.frames} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]} "
               "fed back to back (frames/s; ratio is engine time over transformers time)")
         print(f"{'':16} {'device/dtype':13} {'engine fps':>10} {'transformers fps':>16} {'ratio':>7}")
         threads = [int(n) for n in args.webcam_threads.split(",") if n] or [args.threads]
-        for device in devices:
-            for count in threads:
-                torch.set_num_threads(count)
-                for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-                    for ours in [dtype, *(engine_dtypes if device == "cpu" else ())]:
-                        fps = webcam(device, dtype, args.frames, args.attn, ours)
-                        label = f"{device} {ours}" + (f" {count}t" if len(threads) > 1 else "")
-                        print(f"{'DETR-R50 webcam':16} {label:13} {fps['engine']:10.2f} "
-                              f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
-                              f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
-                              f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
-    load_after = os.getloadavg()
-    print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
-          f"on {os.cpu_count()} cores; target: engine <= 1.0x transformers' time on the CPU")
+        for count in threads:
+            torch.set_num_threads(count)
+            for device, dtype in precisions(devices):
+                for ours in [dtype, *(engine_dtypes if device == "cpu" else ())]:
+                    fps = webcam(device, dtype, args.frames, args.attn, ours)
+                    label = f"{device} {ours}" + (f" {count}t" if len(threads) > 1 else "")
+                    print(f"{'DETR-R50 webcam':16} {label:13} {fps['engine']:10.2f} "
+                          f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
+                          f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
+                          f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
+    print_load(load_before, "engine <= 1.0x transformers' time on the CPU")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from engine import tasks
-from engine.errors import EngineError
+from engine.errors import EngineError, InputError
 from engine.precision import CHOICES as PRECISIONS
 
 
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="precision: fp32 (default), bf16, fp16, int8, or auto (measured at load: the fastest "
             "that agrees with fp32)",
         )
+        if task.output_files:
+            p.add_argument("--output-dir", type=Path, default=None, metavar="DIR",
+                           help=f"write {task.output_files} into DIR and add their paths to the JSON")
         for option in task.options:
             if option.type is bool and option.default is False:
                 p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
@@ -93,6 +97,11 @@ def _main(argv: list[str] | None) -> int:
             if note:
                 sys.stderr.write(f"note: {task.precision.label()}: {note}\n")
         results = [task.run(item, **options) for item in inputs]
+        output_dir = getattr(args, "output_dir", None)
+        if output_dir is None:
+            printed = [result.to_json() for result in results]
+        else:
+            printed = write_files(results, _stems(args.inputs), output_dir)
     except EngineError as exc:
         _say("error", str(exc))
         return 2
@@ -102,7 +111,7 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # a bug: still one line, but say it is not the user's fault
         _say("error", f"internal {type(exc).__name__}: {exc}")
         return 1
-    out: Any = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
+    out: Any = printed[0] if len(printed) == 1 else printed
     try:
         text = json.dumps(out, ensure_ascii=False, indent=2, allow_nan=False)  # strict JSON: no NaN
     except ValueError:
@@ -114,3 +123,26 @@ def _main(argv: list[str] | None) -> int:
             _say("warning", warning)
     sys.stdout.write(text + "\n")
     return 0
+
+
+def write_files(results: list[Any], stems: list[str], folder: Path) -> list[Any]:
+    """Each result's files written into `folder` (made if need be), named after its input's
+    stem; their JSON with the paths."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return [result.write_files(folder, stem) for result, stem in zip(results, stems)]
+    except OSError as exc:
+        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+
+
+def _stems(values: list[str]) -> list[str]:
+    """A file-name stem per input (`photo` for photo.jpg), made unique: photo, photo-2, ..."""
+    stems: list[str] = []
+    for value in values:
+        stem = base = Path(value).stem or "input"
+        count = 1
+        while stem in stems:
+            count += 1
+            stem = f"{base}-{count}"
+        stems.append(stem)
+    return stems

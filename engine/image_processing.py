@@ -181,6 +181,11 @@ def parse_resample(value: Any) -> int:
     raise CheckpointError(f"preprocessor_config.json has an unknown resample filter: {value!r}")
 
 
+def resample_name(code: int) -> str:
+    """The filter's name for people ("bilinear") from its PIL code."""
+    return next(name for name, value in _RESAMPLE_NAMES.items() if value == code)
+
+
 def _number(value: Any, key: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)

@@ -145,17 +145,25 @@ def candidates(
 
 def quantize(model: nn.Module, *, full_range: bool | None = None) -> nn.Module:
     """Replace every `nn.Linear` in `model` (in place) by a dynamically quantised one with
-    int8 weights, one scale per output channel. A module that computes a linear map in a layout
-    of its own (GPT-2's Conv1D) offers `as_linear()`, and is quantised as that. `full_range`
-    quantises the inputs to 8 bits rather than 7; None decides by the CPU (`vnni`). The
-    returned module is `model` itself."""
+    int8 weights, one scale per output channel. Two conventions let a model file take part: a
+    module that computes a linear map in a layout of its own (GPT-2's Conv1D) offers
+    `as_linear()`, and is quantised as that; a module whose forward pass reads the weights of
+    some of its submodules (to merge them) names those in `keep_float`, and they stay as they
+    are. `full_range` quantises the inputs to 8 bits rather than 7; None decides by the CPU
+    (`vnni`). The returned module is `model` itself."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    kept: list[str] = []
     for name, module in list(model.named_modules()):
         as_linear = getattr(module, "as_linear", None)
         if name and callable(as_linear):
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent), child, as_linear())
+        kept += [f"{name}.{child}".lstrip(".") for child in getattr(module, "keep_float", ())]
+    linear = [
+        name for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not any(name == k or name.startswith(k + ".") for k in kept)
+    ]
 
     mapping = {nn.Linear: _full_range_linear()} if (vnni() if full_range is None else full_range) else None
     with warnings.catch_warnings():
@@ -163,7 +171,8 @@ def quantize(model: nn.Module, *, full_range: bool | None = None) -> nn.Module:
         # int8 path is slower today (module docstring); the API works in the torch we pin
         warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, mapping=mapping, inplace=True)
+        spec = dict.fromkeys(linear, per_channel_dynamic_qconfig)
+        return quantize_dynamic(model, spec, mapping=mapping, inplace=True)
 
 
 def vnni() -> bool:

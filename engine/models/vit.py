@@ -17,7 +17,7 @@ from torch import nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError, InputError
-from engine.models.common import activation
+from engine.models.common import SelfOutput, activation
 
 
 class PatchEmbeddings(nn.Module):
@@ -78,24 +78,13 @@ class SelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(batch, length, dim)  # (B, L, D)
 
 
-class SelfOutput(nn.Module):
-    """The projection after attention; the checkpoint keeps it in its own module."""
-
-    def __init__(self, config: ViTConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dense(hidden)
-
-
 class Attention(nn.Module):
     """Attention followed by its output projection."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.attention = SelfAttention(config)
-        self.output = SelfOutput(config)
+        self.output = SelfOutput(config.hidden_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.output(self.attention(hidden))

@@ -75,6 +75,12 @@ class Result:
     def to_json(self) -> Any:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
 
+    def write_files(self, folder: Path, stem: str) -> Any:
+        """Write what this result holds beyond JSON (masks, depth maps) into `folder`, named
+        after `stem`, and return `to_json()` with the files' paths in it. Results of tasks
+        whose `output_files` is empty write nothing and return `to_json()`."""
+        return self.to_json()
+
     def gist(self) -> Any:
         """What must not change when only the arithmetic's precision does: labels, words and
         spans, not scores. Auto precision compares it with fp32's. By default, the JSON
@@ -101,6 +107,9 @@ class Task(ABC):
     suggested_models: ClassVar[tuple[str, ...]] = ()
     extra_files: ClassVar[tuple[str, ...]] = ()  # Hub files needed beyond config and weights
     options: ClassVar[tuple[Option, ...]] = ()
+    # what the results can write with `Result.write_files`, for people ("one mask PNG per
+    # segment"); the CLI offers --output-dir where this is set
+    output_files: ClassVar[str] = ""
     ref: str  # what `load` fetched: a folder or a Hub id; unset on a task built directly
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:

@@ -64,12 +64,19 @@ class DepthResult(Result):
         means = np.array([[self.predicted_depth[np.ix_(r, c)].mean() for c in columns] for r in rows])
         return self.kind, int(means.argmax()), int(means.argmin())
 
-    def write_files(self, folder: Path) -> dict[str, str]:
-        """Write `depth.npy` (float32, the original size) and `depth.png` (the 8-bit picture)
-        into `folder`, made if missing; returns their paths under the pipeline's keys."""
+    def write_files(self, folder: Path, stem: str = "") -> dict[str, Any]:
+        """The JSON with the paths of the depth files `save_depth` writes (the CLI's
+        `--output-dir`)."""
+        return {**self.to_json(), **self.save_depth(folder, stem)}
+
+    def save_depth(self, folder: Path, stem: str = "") -> dict[str, str]:
+        """Write `depth.npy` (float32, the original size) and `depth.png` (the 8-bit picture),
+        or `STEM-depth.npy` and `STEM-depth.png`, into `folder`, made if missing; returns their
+        paths under the pipeline's keys."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        array, picture = folder / "depth.npy", folder / "depth.png"
+        name = f"{stem}-depth" if stem else "depth"
+        array, picture = folder / f"{name}.npy", folder / f"{name}.png"
         np.save(array, self.predicted_depth.astype(np.float32, copy=False))
         Image.fromarray(self.depth).save(picture)  # uint8 (H, W): mode L
         return {"predicted_depth": str(array), "depth": str(picture)}
@@ -135,6 +142,7 @@ class DepthEstimation(Task):
         "depth-anything/Depth-Anything-V2-Large-hf",
     )
     extra_files = ("preprocessor_config.json",)
+    output_files = "the depth as .npy (float32) and as the pipeline's 8-bit PNG"
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import image_processing as processing
-from engine.models import convnext, depth_anything, detr, vit
+from engine.models import convnext, depth_anything, detr, segformer, vit
 from engine.tasks.base import Family
 
 
@@ -19,6 +19,9 @@ class VisionProcessor:
     default_to_square: bool  # how the processor reads a bare int `size`
     uses_crop_pct: bool = False
     uses_multiples: bool = False  # DPT's keep_aspect_ratio, ensure_multiple_of, size_divisor
+    # the segmentation post-processing the processor offers ("panoptic", "instance",
+    # "semantic"), in the pipeline's order of preference
+    subtasks: tuple[str, ...] = ()
 
 
 _IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -95,6 +98,23 @@ FAMILIES: dict[str, Family] = {
             },
             default_to_square=True,
             uses_multiples=True,
+        ),
+    ),
+    "segformer": Family(
+        "SegFormer",
+        segformer.SegformerConfig.from_json,
+        {"image-segmentation": segformer.SegformerForSemanticSegmentation},
+        segformer.adapt,
+        segformer.describe,
+        VisionProcessor(
+            {
+                "size": {"height": 512, "width": 512},
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_DEFAULT[0],
+                "image_std": _IMAGENET_DEFAULT[1],
+            },
+            default_to_square=True,
+            subtasks=("semantic",),
         ),
     ),
 }

@@ -101,3 +101,29 @@ def test_full_range_inputs_round_less_than_seven_bits():
             expected = model[1](x)
             errors[full_range] = (quantize(model, full_range=full_range)[1](x) - expected).abs().mean()
     assert errors[True] < 0.75 * errors[False]
+
+
+class Merging(nn.Module):
+    """A module whose forward reads one linear layer's weights (to merge them), as SegFormer's
+    decode head does, and calls another."""
+
+    keep_float = ("read",)
+
+    def __init__(self):
+        super().__init__()
+        self.read = nn.Linear(16, 16)
+        self.called = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.called(x @ self.read.weight.T)
+
+
+def test_layers_a_module_reads_stay_float_and_the_rest_are_quantised():
+    model = nn.Sequential(Merging(), nn.Linear(16, 4)).eval()
+    x = torch.randn(3, 16)
+    with torch.inference_mode():
+        expected = model(x)
+        quantize(model)
+        got = model(x)
+    assert isinstance(model[0].read, nn.Linear) and quantized_layers(model) == 2
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()

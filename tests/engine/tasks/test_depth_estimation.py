@@ -130,8 +130,12 @@ def test_a_picture_too_thin_for_the_model_is_refused_by_name(checkpoint, size):
 def test_write_files_round_trip(checkpoint, images, tmp_path):
     task, _ = checkpoint
     result = task.run(images["odd_97x411.png"])
-    written = result.write_files(tmp_path / "out")
+    written = result.save_depth(tmp_path / "out")
     assert set(written) == {"predicted_depth", "depth"}
+    assert result.write_files(tmp_path / "out", "photo") == {
+        **result.to_json(), "predicted_depth": str(tmp_path / "out" / "photo-depth.npy"),
+        "depth": str(tmp_path / "out" / "photo-depth.png"),
+    }
     array = np.load(written["predicted_depth"])
     assert array.dtype == np.float32 and array.shape == (411, 97)
     np.testing.assert_array_equal(array, result.predicted_depth)

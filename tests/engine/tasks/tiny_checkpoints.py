@@ -48,6 +48,12 @@ def _detr(folder: Path) -> None:
     DetrImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
 
 
+def _segformer(folder: Path) -> None:
+    from tests.engine.models.tiny_segformer import save_tiny_segformer
+
+    save_tiny_segformer(folder, seed=1, processor={"size": {"height": 64, "width": 64}})
+
+
 def _depth(folder: Path) -> None:
     from tests.engine.tasks.test_depth_estimation import save_checkpoint
 
@@ -78,6 +84,7 @@ CHECKPOINTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "vit": ("image-classification", _vit),
     "convnext": ("image-classification", _convnext),
     "detr": ("object-detection", _detr),
+    "segformer": ("image-segmentation", _segformer),
     "depth-anything": ("depth-estimation", _depth),
     "gpt2": ("text-generation", _gpt2),
     "flan-t5": ("translation", _flan_t5),
