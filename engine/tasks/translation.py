@@ -49,9 +49,7 @@ class Translation(Seq2SeqTask):
         text = check_text(input)
         source, target = self.pair(options["src_lang"], options["tgt_lang"])
         params = self.task_params(f"translation_{source}_to_{target}")
-        prefix = params.pop("prefix", None)
-        if prefix is None:  # FLAN-T5 names no pairs: T5's own wording is the instruction
-            prefix = f"translate {LANGUAGES[source]} to {LANGUAGES[target]}: " if self.config.get("model_type") == "t5" else ""
+        prefix = self.prefix(params, f"translate {LANGUAGES[source]} to {LANGUAGES[target]}: ")
         return self.generate_from(text, prefix, params, options, hooks or Hooks())
 
     def pair(self, source: str | None, target: str | None) -> tuple[str, str]:
