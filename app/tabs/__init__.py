@@ -25,6 +25,8 @@ TABS: dict[str, tuple[str, str]] = {
     "token-classification": ("app.tabs.token_classification", "TokenClassificationTab"),
     "question-answering": ("app.tabs.question_answering", "QuestionAnsweringTab"),
     "text-generation": ("app.tabs.text_generation", "TextGenerationTab"),
+    "summarization": ("app.tabs.summarization", "SummarizationTab"),
+    "translation": ("app.tabs.translation", "TranslationTab"),
 }
 
 MODALITIES: dict[str, str] = {"audio": "Audio", "vision": "Vision", "text": "Text"}

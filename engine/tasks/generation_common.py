@@ -26,7 +26,7 @@ from engine.generation import search
 from engine.generation.cache import KVCache
 from engine.generation.settings import KEYS, GenerationSettings, early_stopping, resolve
 from engine.generation.stream import StreamedText, TextStream
-from engine.models import gpt2, t5
+from engine.models import bart, gpt2, t5
 from engine.runtime import check_cancel
 from engine.tasks.base import CheckInput, Family, Hooks, Option, Result, Task, find_family
 from engine.tokenization import load_tokenizer, tokenizer_settings
@@ -34,6 +34,7 @@ from engine.tokenization import load_tokenizer, tokenizer_settings
 FAMILIES: dict[str, Family] = {
     "gpt2": Family("GPT-2", gpt2.GPT2Config.from_json, gpt2.HEADS, gpt2.adapt, gpt2.describe),
     "t5": Family("T5", t5.T5Config.from_json, t5.HEADS, t5.adapt, t5.describe),
+    "bart": Family("BART", bart.BartConfig.from_json, bart.HEADS, bart.adapt, bart.describe),
 }
 
 #: The options every generation task takes, named as transformers' `generate` names them.
@@ -234,6 +235,14 @@ class Seq2SeqTask(GenerationTask):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "max_input_tokens": self.max_input_tokens}
+
+    def prefix(self, task_params: dict[str, Any], t5_wording: str) -> str:
+        """What goes before the input: the task parameters' `prefix` (taken out of them), else
+        config.json's, else for T5 `t5_wording` (FLAN-T5 names none: it takes instructions)."""
+        named = task_params.pop("prefix", None) or self.config.get("prefix")
+        if isinstance(named, str):
+            return named
+        return t5_wording if self.config.get("model_type") == "t5" else ""
 
     def generate_from(
         self, text: str, prefix: str, task_params: Mapping[str, Any], options: Mapping[str, Any], hooks: Hooks

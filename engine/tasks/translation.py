@@ -49,10 +49,18 @@ class Translation(Seq2SeqTask):
         text = check_text(input)
         source, target = self.pair(options["src_lang"], options["tgt_lang"])
         params = self.task_params(f"translation_{source}_to_{target}")
-        prefix = params.pop("prefix", None)
-        if prefix is None:  # FLAN-T5 names no pairs: T5's own wording is the instruction
-            prefix = f"translate {LANGUAGES[source]} to {LANGUAGES[target]}: " if self.config.get("model_type") == "t5" else ""
+        prefix = self.prefix(params, f"translate {LANGUAGES[source]} to {LANGUAGES[target]}: ")
         return self.generate_from(text, prefix, params, options, hooks or Hooks())
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "language_pairs": [f"{s} → {t}" for s, t in self.offered_pairs()]}
+
+    def offered_pairs(self) -> list[tuple[str, str]]:
+        """The pairs config.json's `task_specific_params` names (t5-small: English to German,
+        French and Romanian), or every pair of `LANGUAGES` for a model that names none."""
+        named = [key.split("_") for key in self.config.get("task_specific_params") or {} if key.startswith("translation_")]
+        pairs = [(p[1], p[3]) for p in named if len(p) == 4 and p[1] in LANGUAGES and p[3] in LANGUAGES]
+        return pairs or [(s, t) for s in LANGUAGES for t in LANGUAGES if s != t]
 
     def pair(self, source: str | None, target: str | None) -> tuple[str, str]:
         """The language pair: as given, else the first the model's config.json names, else

@@ -257,3 +257,12 @@ def test_a_subtask_the_checkpoint_lacks_is_refused(segmentation_model, photo_fil
                    "--model", str(segmentation_model), "--device", "cpu")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "semantic segmentation only" in done.stderr
+
+
+def test_summarization_prints_the_pipeline_shape(tmp_path):
+    from tests.engine.models.tiny_generative import save_bart
+
+    save_bart(tmp_path)
+    out = run_json("summarization", "The analysis of London was born in the year 1843.", "--model", str(tmp_path),
+                   "--num-beams", "2", "--max-length", "8", "--min-length", "3")
+    assert len(out) == 1 and set(out[0]) == {"summary_text"}
