@@ -118,7 +118,7 @@ def minilm(folder: Path) -> None:
 # ------------------------------------------------------------------------------ tiny checkpoints
 
 
-GENERATING = ("text-generation", "translation")
+GENERATING = ("text-generation", "translation", "summarization")
 
 
 def top1_rows(task: str, outputs: list[Any], reference: list[Any]) -> tuple[int, int]:

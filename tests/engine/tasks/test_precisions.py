@@ -9,7 +9,7 @@ the tagger and the speech model the answers may differ, and at least 90% of the 
 their top-1. Random Wav2Vec2 weights drift in bf16 (in transformers as here), so bf16 is not
 held to a bound on them; Auto refuses it there. A generator's later steps read the tokens its
 own precision chose, so only its first step (the prompt's logits) is compared, and its text
-may differ; T5 runs through encode and decode, which record no outputs, and the depth model
+may differ; T5 and BART run through encode and decode, which record no outputs, and the depth model
 through its parts, so theirs are compared by answers alone.
 """
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 TOLERANCE = {"bf16": 0.05, "int8": 0.2}  # max |Δ output| over max |fp32 output|
 UNSTABLE_IN_BF16 = {"wav2vec2-ctc", "wav2vec2-cls"}
 NEAR_TIES = {"bert-ner", "wav2vec2-ctc"}  # answers may differ; 90% of rows keep their top-1
-GENERATORS = {"gpt2", "flan-t5"}
+GENERATORS = {"gpt2", "flan-t5", "bart"}
 
 
 @pytest.fixture(scope="module")

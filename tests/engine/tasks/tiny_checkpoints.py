@@ -72,6 +72,12 @@ def _flan_t5(folder: Path) -> None:
     save_t5(folder, flan=True)
 
 
+def _bart(folder: Path) -> None:
+    from tests.engine.models.tiny_generative import save_bart
+
+    save_bart(folder)
+
+
 def _wav2vec2(variant: str) -> Callable[[Path], None]:
     return lambda folder: tiny_wav2vec2.save_variant(variant, folder)
 
@@ -88,6 +94,7 @@ CHECKPOINTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "depth-anything": ("depth-estimation", _depth),
     "gpt2": ("text-generation", _gpt2),
     "flan-t5": ("translation", _flan_t5),
+    "bart": ("summarization", _bart),
     "wav2vec2-ctc": ("automatic-speech-recognition", _wav2vec2("ctc-group")),
     "wav2vec2-cls": ("audio-classification", _wav2vec2("cls-last")),
 }
