@@ -90,20 +90,19 @@ class DepthEstimationTab(VisionTab):
         pictures.addWidget(self.depth_view, 1)
         pictures.addWidget(self.colour_bar)
 
-        self.readout = QLabel()
+        self.readout = QLabel()  # the value under the mouse, else what the numbers are
         self.readout.setObjectName("hint")
-        self.summary = QLabel()
-        self.summary.setObjectName("hint")
-        self.summary.setWordWrap(True)
+        self.readout.setWordWrap(True)
+        self._summary = ""
         self.save_depth_button = QPushButton("Save depth…")
         self.save_depth_button.setToolTip("Save the depth itself: a 16-bit PNG, a .npy array and a JSON description")
         self.save_depth_button.clicked.connect(lambda: self.save_depth())
         footer = QHBoxLayout()
-        footer.addWidget(self.summary, 1)
+        footer.addWidget(self.readout, 1)
         footer.addWidget(self.save_depth_button)
 
         self.levels = LevelStrip()
-        self.inside = Collapsible("Inside the model", self.levels)
+        self.inside = Collapsible("Inside the model: the neck's four maps, coarse to fine", self.levels)
         self.inside.set_open(str(self.settings.value("inside_open", "false")) == "true")
         self.inside.toggled.connect(lambda on: self.settings.set_value("inside_open", "true" if on else "false"))
 
@@ -112,7 +111,6 @@ class DepthEstimationTab(VisionTab):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addLayout(pictures, 1)
-        layout.addWidget(self.readout)
         layout.addLayout(footer)
         layout.addWidget(self.inside)
         saved_mode = str(self.settings.value("view", SIDE_BY_SIDE))
@@ -155,8 +153,8 @@ class DepthEstimationTab(VisionTab):
         self.depth_view.set_placeholder("Open a picture, drop one here or start the camera to see its depth.")
         self.colour_bar.set_scale(None)
         self.levels.set_pictures([])
+        self._summary = ""
         self.readout.setText("")
-        self.summary.setText("")
         self.save_depth_button.setEnabled(False)
 
     def _draw(self) -> None:
@@ -176,21 +174,19 @@ class DepthEstimationTab(VisionTab):
             spread = float(level.max() - level.min())
             scaled = (level - level.min()) / spread * 255 if spread > 0 else np.zeros_like(level)
             height, width = level.shape
-            words = "coarsest" if index == 0 else "finest" if index == len(result.neck_levels) - 1 else ""
-            levels.append((to_qimage(colourise(scaled.astype(np.uint8), name)), f"{width}×{height} {words}".strip()))
+            levels.append((to_qimage(colourise(scaled.astype(np.uint8), name)), f"{width}×{height}"))
         self.levels.set_pictures(levels)
-        width, height = result.image_size
-        what = "metres" if result.kind == "metric" else "relative depth, larger is nearer"
-        self.summary.setText(
-            f"{what}: {format_depth(low, result.kind)} to {format_depth(high, result.kind)}; the model saw "
-            f"{result.model_input_size[0]}×{result.model_input_size[1]}, the depth is at {width}×{height}."
-        )
+        what = "Metres" if result.kind == "metric" else "Relative depth (larger is nearer)"
+        seen = "×".join(str(side) for side in result.model_input_size)
+        self._summary = (f"{what}, {format_depth(low, result.kind)} to {format_depth(high, result.kind)}; "
+                         f"the model saw {seen}. Point at the depth to read it.")
+        self.readout.setText(self._summary)
 
     def _on_hover(self, point: QPointF) -> None:
         result = self._result
         if result is None or point.x() < 0:
             self._hover_value = None
-            self.readout.setText("Point at the depth to read it." if result is not None else "")
+            self.readout.setText(self._summary)
             return
         x, y = int(point.x()), int(point.y())
         self._hover_value = float(result.predicted_depth[y, x])

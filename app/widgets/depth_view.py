@@ -30,7 +30,7 @@ class DepthView(QWidget):
         self._dragging = False
         self._placeholder = ""
         self.setMouseTracking(True)
-        self.setMinimumSize(240, 180)
+        self.setMinimumSize(200, 140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_pictures(self, depth: QImage | None, photo: QImage | None, space: QSize | None = None) -> None:
@@ -167,7 +167,7 @@ class ColourBar(QWidget):
             return
         painter = QPainter(self)
         line = self.fontMetrics().height()
-        strip = QRectF(4, 2 * line + 6, 14, self.height() - 3 * line - 12)
+        strip = QRectF(4, 3 * line, 14, self.height() - 4 * line)  # room for the title and the top label
         painter.drawImage(strip, self._strip)
         painter.setPen(self.palette().color(QPalette.ColorRole.Text))
         painter.drawText(QRectF(0, 0, self.width(), 2 * line), Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
@@ -180,34 +180,36 @@ class ColourBar(QWidget):
 
 
 class LevelStrip(QWidget):
-    """Small pictures in a row, each with a caption under it (the model's inner maps)."""
+    """Small pictures in a row, each with a caption under it (the model's inner maps). Cells are
+    kept and refilled, so redrawing in other colours leaves nothing behind."""
 
-    HEIGHT = 84
+    HEIGHT = 64
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._row = QHBoxLayout(self)
         self._row.setContentsMargins(0, 0, 0, 0)
-        self._cells: list[QWidget] = []
+        self._row.addStretch(1)
+        self._cells: list[tuple[QWidget, QLabel, QLabel]] = []
 
     def set_pictures(self, pictures: list[tuple[QImage, str]]) -> None:
-        for cell in self._cells:
-            cell.deleteLater()
-        self._cells = []
-        for image, caption in pictures:
-            cell = QWidget()
+        while len(self._cells) < len(pictures):
+            cell, picture, text = QWidget(), QLabel(), QLabel()
+            text.setObjectName("hint")
             column = QVBoxLayout(cell)
             column.setContentsMargins(0, 0, 0, 0)
-            picture = QLabel()
-            picture.setPixmap(QPixmap.fromImage(image.scaledToHeight(self.HEIGHT, Qt.TransformationMode.FastTransformation)))
-            text = QLabel(caption)
-            text.setObjectName("hint")
+            column.setSpacing(2)
             column.addWidget(picture)
             column.addWidget(text)
             self._row.insertWidget(len(self._cells), cell)
-            self._cells.append(cell)
-        if self._row.count() == len(self._cells):
-            self._row.addStretch(1)
+            self._cells.append((cell, picture, text))
+        for index, (cell, picture, text) in enumerate(self._cells):
+            cell.setVisible(index < len(pictures))
+            if index < len(pictures):
+                image, caption = pictures[index]
+                scaled = image.scaledToHeight(self.HEIGHT, Qt.TransformationMode.FastTransformation)
+                picture.setPixmap(QPixmap.fromImage(scaled))
+                text.setText(caption)
 
     def captions(self) -> list[str]:
-        return [cell.findChildren(QLabel)[1].text() for cell in self._cells]
+        return [text.text() for cell, _, text in self._cells if not cell.isHidden()]
