@@ -18,27 +18,18 @@ from app.depth_maps import COLOUR_MAPS, colourise, depth_from_png, lookup_table,
 from app.webcam import StillFrames
 from app.widgets.depth_view import OVERLAY, SIDE_BY_SIDE
 from tests.app import conftest
-from tests.app.tabs.vision_fixtures import WAIT_MS, hover, images, started_jobs, tab_of, wait_for_result  # noqa: F401
+from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
+    WAIT_MS,
+    SlowTask,
+    hover,
+    images,
+    started_jobs,
+    tab_of,
+    wait_for_result,
+)
 from tests.app.tabs.vision_models import SAMPLES, save_depth_anything
 
 TASK = "depth-estimation"
-
-
-class CountingTask:
-    """The real task, counting its runs."""
-
-    def __init__(self, task) -> None:
-        self.task, self.runs = task, 0
-
-    def info(self):
-        return self.task.info()
-
-    def parameter_bytes(self) -> int:
-        return self.task.parameter_bytes()
-
-    def run(self, input, **kwargs):
-        self.runs += 1
-        return self.task.run(input, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,7 @@ def counted():
 @pytest.fixture
 def window(qtbot, settings, depth_model, counted):
     def loader(spec, hooks):
-        counted.append(CountingTask(app.worker.load_engine_task(spec, hooks)))
+        counted.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0))
         return counted[-1]
 
     win = conftest.open_window(qtbot, settings, {TASK: depth_model}, loader=loader, tasks=(TASK,))
@@ -73,6 +64,13 @@ def pixels(image: QImage) -> np.ndarray:
     image = image.convertToFormat(QImage.Format.Format_RGB888)
     rows = np.frombuffer(image.constBits(), dtype=np.uint8).reshape(image.height(), image.bytesPerLine())
     return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
+def mouse(widget, kind, point, button, buttons=None):
+    buttons = button if buttons is None else buttons
+    event = QMouseEvent(kind, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())), button, buttons,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
 
 
 def test_the_coloured_depth_is_the_engines_picture_through_the_map(qtbot, window, images, depth_model):
@@ -119,13 +117,6 @@ def test_colour_maps_and_views_change_without_a_new_run(qtbot, window, images, c
     assert tab.settings.value("colour_map") == COLOUR_MAPS[-1] and tab.settings.value("view") == SIDE_BY_SIDE
 
 
-def mouse(widget, kind, point, button, buttons=None):
-    buttons = button if buttons is None else buttons
-    event = QMouseEvent(kind, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
-
-
 def test_hovering_the_depth_reads_the_models_value_there(qtbot, window, images):
     tab, result = depth_tab(qtbot, window, images / "street.jpg")
     view = tab.depth_view
@@ -133,12 +124,11 @@ def test_hovering_the_depth_reads_the_models_value_there(qtbot, window, images):
     for fx, fy in ((0.5, 0.5), (0.1, 0.9), (0.93, 0.07)):
         point = QPointF(target.left() + fx * target.width(), target.top() + fy * target.height())
         hover(view, point)
-        x, y = int(fx * 1200), int(fy * 800)
-        assert abs(view.pixel_at(point).x() - fx * 1200) < 2 and abs(view.pixel_at(point).y() - fy * 800) < 2
         pixel = view.pixel_at(point)
-        assert tab.hover_value() == float(result.predicted_depth[int(pixel.y()), int(pixel.x())])
-        assert f"({int(pixel.x())}, {int(pixel.y())})" in tab.readout.text()
-        assert abs(x - pixel.x()) < 2 and abs(y - pixel.y()) < 2
+        assert pixel.x() == pytest.approx(fx * 1200, abs=2) and pixel.y() == pytest.approx(fy * 800, abs=2)
+        x, y = int(pixel.x()), int(pixel.y())
+        assert tab.hover_value() == float(result.predicted_depth[y, x])
+        assert f"({x}, {y})" in tab.readout.text()
     hover(view, QPointF(1, 1))  # the margin around the picture
     assert tab.hover_value() is None
 
@@ -197,3 +187,25 @@ def test_the_camera_feeds_the_depth_view(qtbot, window):
     assert tab.depth_view.depth() == expected
     tab.live.button.click()  # stop
     qtbot.waitUntil(lambda: not tab.is_live(), timeout=WAIT_MS)
+
+
+def test_a_metric_model_speaks_in_metres_and_saves_millimetres(qtbot, window, images, tmp_path_factory, tmp_path):
+    metric = save_depth_anything(tmp_path_factory.mktemp("tiny-metric"), depth_estimation_type="metric", max_depth=20)
+    tab, _ = depth_tab(qtbot, window, images / "street.jpg")
+    tab.picker.choose(str(metric))
+    qtbot.waitUntil(lambda: tab.current.outcome.model.spec.ref == str(metric) and not tab.is_busy(), timeout=WAIT_MS)
+    result = tab.current.outcome.result
+    assert result.kind == "metric"
+    title, top, bottom = tab.colour_bar.labels()
+    assert title.startswith("m") and top == f"{result.predicted_depth.max():.2f} m"
+    hover(tab.depth_view, tab.depth_view.picture_rect().center())
+    assert tab.readout.text().endswith(" m") and "metric" in tab.how.plain_text()
+
+    with qtbot.waitSignal(tab.exporter.done, timeout=WAIT_MS):
+        tab.save_depth(tmp_path / "metric.png")
+    from PIL import Image
+
+    with Image.open(tmp_path / "metric.png") as png:
+        assert png.text["depth_scale"] == "1000.0" and png.text["depth_offset"] == "0.0"
+        stored = np.asarray(png)
+    np.testing.assert_array_equal(stored, np.rint(result.predicted_depth.astype(np.float64) * 1000).astype(np.uint16))
