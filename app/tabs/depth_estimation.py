@@ -219,13 +219,16 @@ class DepthEstimationTab(VisionTab):
         if result is None:
             return
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save depth", "depth.png", "16-bit PNG with .npy and .json (*.png)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Save depth", "depth.png", "16-bit PNG, with .npy and .json beside it (*.png)"
+            )
             if not chosen:
                 return
             path = Path(chosen)
         target = Path(path).with_suffix(".png")
         self.exporter.submit(lambda: save_depth(result, target))
-        self._say(f"Saving {target.name}, {target.with_suffix('.npy').name} and {target.with_suffix('.json').name}…", 0)
+        npy, described = target.with_suffix(".npy").name, target.with_suffix(".json").name
+        self._say(f"Saving {target.name}, {npy} and {described}…", 0)
 
     # ----- explanation ------------------------------------------------------------------------
 
