@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 from PySide6.QtGui import QImage
@@ -14,6 +13,7 @@ from app.webcam import StillFrames, camera_problem
 from tests.app.conftest import stop_engine
 from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
+    SlowTask,
     images,
     open_window,
     tab_of,
@@ -37,24 +37,6 @@ class RecordingQueue(app.worker.JobQueue):
             frames = sum(1 for waiting in self._jobs if waiting.key == LIVE_KEY)
             RecordingQueue.most_frames = max(RecordingQueue.most_frames, frames)
             return replaced
-
-
-class SlowTask:
-    """The real task, slowed to well below the synthetic camera's rate."""
-
-    def __init__(self, task, seconds: float) -> None:
-        self.task, self.seconds, self.runs = task, seconds, 0
-
-    def info(self):
-        return self.task.info()
-
-    def parameter_bytes(self) -> int:
-        return self.task.parameter_bytes()
-
-    def run(self, input, **kwargs):
-        self.runs += 1
-        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
-        return self.task.run(input, **kwargs)
 
 
 def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, settings, vision_models, monkeypatch):
