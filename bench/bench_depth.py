@@ -39,14 +39,14 @@ TITLE = "Depth-Anything-V2-S 518"
 def save_depth_anything_small(folder: Path) -> None:
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
-    from bench.bench_vision import IMAGENET_MEAN, IMAGENET_STD, _write_json
+    from bench.bench_vision import IMAGENET_MEAN, IMAGENET_STD, write_json
 
     backbone = Dinov2Config(hidden_size=384, num_attention_heads=6, image_size=518, patch_size=14,
                             out_indices=[3, 6, 9, 12], reshape_hidden_states=False)
     config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=384,
                                  neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64)
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True,
         "ensure_multiple_of": 14, "image_mean": IMAGENET_MEAN, "image_processor_type": "DPTImageProcessor",
         "image_std": IMAGENET_STD, "keep_aspect_ratio": True, "resample": 3,
