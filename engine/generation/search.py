@@ -122,7 +122,7 @@ def sample(
         else:
             chosen = scores.argmax(dim=-1)
         chosen = torch.where(running, chosen, s.pad_token_id)  # finished rows only pad
-        rows.put(length, chosen, logits.log_softmax(dim=-1), running)
+        rows.put(length, chosen, logits.log_softmax(dim=-1), where=running)
         length += 1
         running &= ~torch.isin(chosen, eos)
         if on_step is not None:
@@ -168,7 +168,7 @@ def beam_search(
         top_scores, top_index = _best(totals, keep, generator)
         origin, token = top_index // vocab, top_index % vocab
         candidates = running.take(origin)
-        candidates.put(length, token, log_probs[origin])
+        candidates.put(length, token, log_probs, origin)
         ended = torch.isin(token, eos) | (length + 1 >= s.max_length)
 
         going_on = torch.where(ended, top_scores + EXCLUDED, top_scores)
@@ -277,16 +277,20 @@ class Rows:
     def cat(self, other: Rows) -> Rows:
         return Rows(*(torch.cat([a, b]) for a, b in zip(self._fields(), other._fields())))
 
-    def put(self, position: Tensor | int, tokens: Tensor, log_probs: Tensor, where: Tensor | None = None) -> None:
-        """Write each row's token at `position`, with what `log_probs` (rows, vocab), the
-        model's distribution for that row, says of it and of the likeliest tokens. Rows
-        outside `where` keep their length."""
+    def put(
+        self, position: int, tokens: Tensor, log_probs: Tensor, origin: Tensor | None = None, where: Tensor | None = None
+    ) -> None:
+        """Write each row's token at `position`, with what the model's distribution
+        `log_probs` (rows, vocab) says of it and of the likeliest tokens; row i's distribution
+        is row `origin[i]` of it (beam search), else row i. Rows outside `where` keep their
+        length."""
         count = min(ALTERNATIVES, log_probs.shape[-1])
         top = log_probs.topk(count)
+        index = origin if origin is not None else torch.arange(len(tokens), device=tokens.device)
         self.tokens[:, position] = tokens
-        self.chosen[:, position] = log_probs.gather(1, tokens[:, None])[:, 0]
-        self.top_ids[:, position, :count] = top.indices
-        self.top_log_probs[:, position, :count] = top.values
+        self.chosen[:, position] = log_probs[index, tokens]
+        self.top_ids[:, position, :count] = top.indices[index]
+        self.top_log_probs[:, position, :count] = top.values[index]
         self.lengths = torch.where(where, position + 1, self.lengths) if where is not None else self.lengths.fill_(position + 1)
 
     def hypothesis(self, row: int, start: int, score: float | None = None) -> Hypothesis:
