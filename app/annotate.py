@@ -8,6 +8,7 @@ This module imports Qt only (numpy lazily, for pictures held as arrays), never t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,14 @@ class ImageExporter(QObject):
         self._pool.setMaxThreadCount(1)  # a full-size picture is large: one in memory at a time
 
     def request(self, request: ExportRequest) -> None:
-        self._pool.start(lambda: self._work(request))
+        self.submit(lambda: export(request))
 
-    def _work(self, request: ExportRequest) -> None:
-        outcome = export(request)
+    def submit(self, work: Callable[[], Exported]) -> None:
+        """Run `work` (a save that never raises) in the exporter's thread; `done` reports it."""
+        self._pool.start(lambda: self._work(work))
+
+    def _work(self, work: Callable[[], Exported]) -> None:
+        outcome = work()
         try:
             self.done.emit(outcome)
         except RuntimeError:  # the tab was closed while its picture was being saved

@@ -286,10 +286,16 @@ class SoundDeviceBackend:
                     f"({exc}). Install it (on Debian and Ubuntu: sudo apt install libportaudio2) "
                     "and restart the app. Audio files still work."
                 ) from None
-            except ImportError:
-                raise AudioUnavailable(
-                    "Live input needs the sounddevice package: pip install sounddevice. "
-                    "Audio files still work."
+            except ImportError as exc:
+                if isinstance(exc, ModuleNotFoundError) or "No module named" in str(exc):
+                    raise AudioUnavailable(
+                        "Live input needs the sounddevice package: pip install sounddevice. "
+                        "Audio files still work."
+                    ) from None
+                raise AudioUnavailable(  # the package is there, a shared library it loads is not
+                    f"Live input cannot load a system library it needs ({exc}). Install it (for "
+                    "PortAudio on Debian and Ubuntu: sudo apt install libportaudio2) and restart "
+                    "the app. Audio files still work."
                 ) from None
         return self._sd
 

@@ -29,6 +29,7 @@ class Job:
     input: Any = None
     options: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
+    live: str | None = None  # "audio" or "video" for live input: it runs on few threads
     cancel: threading.Event = field(default_factory=threading.Event)
 
 

@@ -231,7 +231,7 @@ class LiveFeeder(QObject):
         self._take(self.source.read())
         self._close_recording()
         samples = self._drain()
-        self._finish_job = self.engine.call(self.spec, functools.partial(self.session.finish, samples))
+        self._finish_job = self.engine.call(self.spec, functools.partial(self.session.finish, samples), live="audio")
 
     def release(self) -> None:
         """Forget the recording's temporary folder (call when the recording is no longer needed)."""
@@ -276,7 +276,7 @@ class LiveFeeder(QObject):
         if self._job is not None or not self._pending or self._stopping:
             return
         samples = self._drain()
-        self._job = self.engine.call(self.spec, functools.partial(self.session.feed, samples))
+        self._job = self.engine.call(self.spec, functools.partial(self.session.feed, samples), live="audio")
 
     def _close_recording(self) -> None:
         if self._writer is not None:

@@ -79,10 +79,18 @@ def camera_problem() -> str | None:
     """None when a camera can be used, else a sentence for people saying why not."""
     try:
         from PySide6.QtMultimedia import QMediaDevices
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:  # the PySide6-Addons wheel is not installed
         return (
             f"Live mode needs Qt Multimedia, which this installation lacks ({exc}). Install "
             "PySide6-Addons to use a camera; everything else works without it."
+        )
+    except (ImportError, OSError) as exc:  # the module is there, a system library it loads is not
+        # on a bare Debian or Ubuntu that is PulseAudio's client library
+        how = " (on Debian and Ubuntu: sudo apt install libpulse0)" if "libpulse" in str(exc) else ""
+        return (
+            f"Live mode needs Qt Multimedia, which cannot load a system library this machine lacks "
+            f"({exc}). Install it{how} and restart the app to use a camera; everything else works "
+            "without it."
         )
     if not QMediaDevices.videoInputs():
         return "No camera was found. Connect one and try again; files, drops and paste work without it."
@@ -247,7 +255,7 @@ class LivePump(QObject):
         self.stats.camera_fps = self._camera_rate.tick()
         self.frame.emit(image)
         # one key for every frame: the worker's queue swaps the waiting frame for this one
-        job = self._engine.run(self._spec(), to_array(image), self._options(), key=self._key)
+        job = self._engine.run(self._spec(), to_array(image), self._options(), key=self._key, live="video")
         self._jobs.add(job)
         now = time.monotonic()
         if now - self._last_stats_emit > 0.25:

@@ -40,15 +40,18 @@ Loader = Callable[[ModelSpec, Any], Any]
 
 
 def load_engine_task(spec: ModelSpec, hooks: Any) -> Any:
+    """The task in the precision asked for; one other than fp32 is also checked against fp32 on
+    the task's samples, so the How-it-works panel can say how far the answers move."""
     from engine import tasks
 
-    return tasks.get(spec.task).load(spec.ref, device=spec.device, dtype=spec.dtype, hooks=hooks)
+    task_cls = tasks.get(spec.task)
+    return task_cls.load(spec.ref, device=spec.device, dtype=spec.dtype, hooks=hooks, check_precision=True)
 
 
 class EngineWorker(QObject):
     """Runs jobs from a `JobQueue` in its own thread and keeps loaded tasks in an LRU cache.
 
-    The cache key is (task, ref, resolved device, dtype). Past `cache_limit_mb` of parameters
+    The cache key is (task, ref, resolved device, dtype asked for). Past `cache_limit_mb` of parameters
     the least recently used tasks are dropped, never the one just used.
     """
 
@@ -114,11 +117,14 @@ class EngineWorker(QObject):
             task, model = self._task_for(job)
             self.loaded.emit(job.id, model)
             if job.kind in ("run", "call"):
+                from engine.runtime import live_threads, threads
+
                 began = time.perf_counter()
-                if job.kind == "run":
-                    result = task.run(job.input, hooks=self._hooks(job), **job.options)
-                else:
-                    result = job.input(task, self._hooks(job))
+                with threads(live_threads(job.live) if job.live else None):
+                    if job.kind == "run":
+                        result = task.run(job.input, hooks=self._hooks(job), **job.options)
+                    else:
+                        result = job.input(task, self._hooks(job))
                 latency_ms = (time.perf_counter() - began) * 1000
             if job.cancel.is_set():
                 raise Cancelled()
@@ -170,7 +176,10 @@ class EngineWorker(QObject):
         self.progress.emit(job.id, 0, None, f"loading {spec.ref}")
         began = time.perf_counter()
         task = self._loader(ModelSpec(spec.task, ref, device, spec.dtype), self._hooks(job))
-        model = Loaded(spec, device, spec.dtype, dict(task.info()), time.perf_counter() - began)
+        info = dict(task.info())
+        # what runs, which differs from what was asked for with Auto or a fallback ("int8 (auto)")
+        dtype = str(info.get("precision") or spec.dtype)
+        model = Loaded(spec, device, dtype, info, time.perf_counter() - began)
         self._cache[key] = (task, model, task.parameter_bytes())
         self._evict(keep=key)
         return task, model
@@ -249,13 +258,19 @@ class Engine(QObject):
     def load(self, spec: ModelSpec, *, key: str | None = None) -> int:
         return self._submit(Job(next(self._ids), "load", spec, key=key))
 
-    def run(self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None) -> int:
-        return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key))
+    def run(
+        self, spec: ModelSpec, input: Any, options: dict[str, Any], *, key: str | None = None, live: str | None = None
+    ) -> int:
+        """Run the task of `spec` on `input`. `live` ("audio" or "video") marks live input, which
+        runs on the few threads `engine.runtime.live_threads` gives it."""
+        return self._submit(Job(next(self._ids), "run", spec, input, dict(options), key=key, live=live))
 
-    def call(self, spec: ModelSpec, fn: Callable[[Any, Any], Any], *, key: str | None = None) -> int:
+    def call(
+        self, spec: ModelSpec, fn: Callable[[Any, Any], Any], *, key: str | None = None, live: str | None = None
+    ) -> int:
         """Run `fn(task, hooks)` in the worker thread with the task of `spec` loaded; its return
-        value comes back as the `Outcome.result` of `result`."""
-        return self._submit(Job(next(self._ids), "call", spec, fn, key=key))
+        value comes back as the `Outcome.result` of `result`. `live` as for `run`."""
+        return self._submit(Job(next(self._ids), "call", spec, fn, key=key, live=live))
 
     def cancel(self, job_id: int) -> None:
         """Stop a job: a waiting one is dropped now, a running one at its next check."""

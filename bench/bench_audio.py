@@ -3,18 +3,23 @@
 the live transcriber's lag.
 
     .venv/bin/python bench/bench_audio.py [--runs N] [--minutes M] [--live-seconds S] [--device D] [--pipeline]
+                                          [--dtypes fp32,bf16,int8] [--live-threads 1,2]
 
-Latency interleaves the two sides run by run and reports medians (input preparation included
-on both: normalisation and the forward pass, argmax excluded). The real-time factor is wall
+Latency interleaves the sides run by run and reports medians (input preparation included
+on both: normalisation and the forward pass, argmax excluded); on the CPU the engine runs in
+each of `--dtypes` against transformers' fp32, in the same run. The real-time factor is wall
 time over audio time for `SpeechRecognition.run(file, chunk_length_s=30)`, file reading and
 resampling included; `--pipeline` adds transformers' pipeline on the same samples. Live lag is
 measured by playing a file into `LiveTranscriber` at real-time pace from a second thread: for
-every 0.1 s block, the time from its arrival to the first partial text computed with it.
+every 0.1 s block, the time from its arrival to the first partial text computed with it; one
+row per precision and per thread count in `--live-threads` (the app's live audio uses one).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import queue
 import statistics
 import sys
@@ -53,20 +58,21 @@ def speech(seconds: float, seed: int = 0) -> np.ndarray:
     return speech_like(seconds, seed=seed)
 
 
-def latency(device: str, runs: int, dtype: str | None) -> dict[str, float]:
+def latency(device: str, runs: int, dtype: str | None, engine_dtypes: tuple[str, ...] = ()) -> dict[str, float]:
+    """Median seconds for 10 s of audio: transformers in `dtype`, the engine in `dtype` and in
+    each of `engine_dtypes` (keys "engine" and "engine <dtype>"), all taking turns."""
     import torch
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
     from engine.tasks.speech_recognition import SpeechRecognition
 
-    ours = SpeechRecognition.load(FOLDER, device=device, dtype=dtype).model
+    ours = {"engine": SpeechRecognition.load(FOLDER, device=device, dtype=dtype).model}
+    for name in engine_dtypes:
+        ours[f"engine {name}"] = SpeechRecognition.load(FOLDER, device=device, dtype=name).model
     torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype or "", torch.float32)
     theirs = Wav2Vec2ForCTC.from_pretrained(FOLDER, dtype=torch_dtype).to(device).eval()
     extractor = Wav2Vec2FeatureExtractor.from_pretrained(FOLDER)
     samples = speech(10.0, seed=1)
-
-    def engine_once() -> None:
-        ours(samples)
 
     @torch.inference_mode()
     def transformers_once() -> None:
@@ -82,13 +88,15 @@ def latency(device: str, runs: int, dtype: str | None) -> dict[str, float]:
             torch.cuda.synchronize()
         return time.perf_counter() - began
 
-    for fn in (engine_once, transformers_once):  # warm-up: allocator, kernels, caches
+    sides = {**{name: functools.partial(model, samples) for name, model in ours.items()},
+             "transformers": transformers_once}
+    for fn in sides.values():  # warm-up: allocator, kernels, caches
         fn()
         fn()
-    times: dict[str, list[float]] = {"engine": [], "transformers": []}
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for _ in range(runs):
-        times["engine"].append(timed(engine_once))
-        times["transformers"].append(timed(transformers_once))
+        for side, fn in sides.items():
+            times[side].append(timed(fn))
     return {side: statistics.median(t) for side, t in times.items()}
 
 
@@ -121,13 +129,13 @@ def real_time_factor(minutes: float, device: str, with_pipeline: bool) -> dict[s
     return out
 
 
-def live_lag(seconds: float, device: str, block_s: float = 0.1) -> dict[str, float]:
+def live_lag(seconds: float, device: str, block_s: float = 0.1, dtype: str | None = None) -> dict[str, float]:
     """A producer thread delivers `block_s` blocks at real-time pace; the consumer, like the
     app's worker, takes everything queued, feeds it, and notes when partial text is ready."""
     from engine.tasks.live_transcription import LiveTranscriber
     from engine.tasks.speech_recognition import SpeechRecognition
 
-    task = SpeechRecognition.load(FOLDER, device=device)
+    task = SpeechRecognition.load(FOLDER, device=device, dtype=dtype)
     samples = speech(seconds, seed=3)
     LiveTranscriber(task).feed(samples[: 3 * RATE])  # warm-up outside the measurement
     arrivals: queue.Queue = queue.Queue()
@@ -188,6 +196,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--pipeline", action="store_true", help="also time transformers' pipeline on the long file")
     parser.add_argument("--skip", nargs="*", default=[], choices=["latency", "rtf", "live"])
+    parser.add_argument("--dtypes", default="fp32,bf16,int8",
+                        help="the engine's precisions for latency and live lag (comma-separated)")
+    parser.add_argument("--live-threads", default="",
+                        help="torch threads for the live rows, comma-separated (default: --threads)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` and the test helpers importable
 
@@ -196,12 +208,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     save_checkpoint(FOLDER)
-    print(f"wav2vec2-base (random weights), torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    dtypes = tuple(d for d in args.dtypes.split(",") if d)
+    print(f"wav2vec2-base (random weights), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"device {args.device}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if "latency" not in args.skip:
         print("\n| 10 s of audio, batch 1 | engine | transformers | engine / transformers |\n|---|---|---|---|")
-        for dtype in [None] + (["fp16"] if args.device.startswith("cuda") else []):
+        if args.device == "cpu":  # every precision against transformers' fp32, in one run
+            t = latency(args.device, args.runs, None, tuple(d for d in dtypes if d != "fp32"))
+            for side in [s for s in t if s.startswith("engine")]:
+                label = f"cpu {side.removeprefix('engine').strip() or 'fp32'} vs fp32"
+                print(f"| {label} | {t[side] * 1000:.0f} ms | {t['transformers'] * 1000:.0f} ms | "
+                      f"{t[side] / t['transformers']:.2f}x |", flush=True)
+        for dtype in (["fp32", "fp16"] if args.device.startswith("cuda") else []):
             t = latency(args.device, args.runs, dtype)
-            label = f"{args.device} {dtype or 'fp32'}"
+            label = f"{args.device} {dtype}"
             print(f"| {label} | {t['engine'] * 1000:.0f} ms | {t['transformers'] * 1000:.0f} ms | {t['engine'] / t['transformers']:.2f}x |", flush=True)
     if "rtf" not in args.skip:
         r = real_time_factor(args.minutes, args.device, args.pipeline)
@@ -211,9 +231,15 @@ def main() -> None:
         print(f"|---|---|---{'|---' if theirs else ''}|")
         print(f"| {args.device} | {r['engine']:.3f} | {r['engine_cpu']:.3f}{theirs} |", flush=True)
     if "live" not in args.skip:
-        lag = live_lag(args.live_seconds, args.device)
-        print(f"\n| live lag ({args.live_seconds:.0f} s fed in 0.1 s blocks, 6 s windows) | median | p95 | max | updates |")
-        print(f"|---|---|---|---|---|\n| {args.device} | {lag['median']:.2f} s | {lag['p95']:.2f} s | {lag['max']:.2f} s | {lag['updates']} |")
+        threads = [int(n) for n in args.live_threads.split(",") if n] or [torch.get_num_threads()]
+        print(f"\n| live lag ({args.live_seconds:.0f} s fed in 0.1 s blocks, 6 s windows) | threads | median | p95 | max | updates | load average |")
+        print("|---|---|---|---|---|---|---|")
+        for count in threads:
+            torch.set_num_threads(count)
+            for dtype in dtypes:
+                lag = live_lag(args.live_seconds, args.device, dtype=dtype)
+                print(f"| {args.device} {dtype} | {count} | {lag['median']:.2f} s | {lag['p95']:.2f} s | "
+                      f"{lag['max']:.2f} s | {lag['updates']} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """BERT-base sequence classification, engine against transformers, on the CPU: batch-1 latency
-at 128 tokens, cold load time in a fresh process, and peak memory during that load.
+at 128 tokens (the engine in fp32 and in each of `--precisions`, against transformers' fp32),
+cold load time in a fresh process, and peak memory during that load.
 
-    .venv/bin/python bench/bench_text.py [--runs N]
+    .venv/bin/python bench/bench_text.py [--runs N] [--precisions bf16,int8] [--skip-loads]
 
 A random bert-base-size checkpoint (safetensors) is saved once to a temporary folder. Each
 cold load runs in its own subprocess (this file with `--child`), so imports and the page cache
@@ -37,15 +38,20 @@ def save_checkpoint(folder: Path) -> None:
     model.save_pretrained(folder)
 
 
-def load_engine(folder: Path):
+def load_engine(folder: Path, precision: str = "fp32"):
+    """The engine's model in `precision` as `Task.build` makes it: loaded in the activations'
+    type, then quantised for int8."""
     from engine.checkpoint import load_model
     from engine.config import read_json
     from engine.models import bert
+    from engine.precision import Precision, apply_precision
 
     config = bert.BertConfig.from_json(read_json(folder / "config.json"))
-    return load_model(
-        lambda: bert.BertForSequenceClassification(config, 2), folder, adapt=bert.adapt
+    chosen = Precision(precision)
+    model = load_model(
+        lambda: bert.BertForSequenceClassification(config, 2), folder, adapt=bert.adapt, dtype=chosen.dtype
     )
+    return apply_precision(model, chosen)
 
 
 def load_transformers(folder: Path):
@@ -102,11 +108,13 @@ def cold_load(side: str, repeats: int) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
-def latency(runs: int) -> dict[str, float]:
-    """Median milliseconds per forward pass, the two models taking turns."""
+def latency(runs: int, precisions: tuple[str, ...] = ()) -> dict[str, float]:
+    """Median milliseconds per forward pass, the models taking turns: the engine and
+    transformers in fp32, and the engine in each of `precisions` ("engine <precision>")."""
     import torch
 
     models = {side: load(FOLDER) for side, load in LOADERS.items()}
+    models.update({f"engine {name}": load_engine(FOLDER, name) for name in precisions})
     ids = torch.randint(1000, 30000, (1, TOKENS), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     with torch.inference_mode():
@@ -115,15 +123,12 @@ def latency(runs: int) -> dict[str, float]:
         assert torch.allclose(ours, theirs, atol=1e-4), "the two models disagree"
         times: dict[str, list[float]] = {side: [] for side in models}
         for _ in range(3):  # warm-up
-            models["engine"](ids, mask)
-            models["transformers"](input_ids=ids, attention_mask=mask)
+            for side, model in models.items():
+                model(input_ids=ids, attention_mask=mask)
         for _ in range(runs):
             for side, model in models.items():
                 began = time.perf_counter()
-                if side == "engine":
-                    model(ids, mask)
-                else:
-                    model(input_ids=ids, attention_mask=mask)
+                model(input_ids=ids, attention_mask=mask)
                 times[side].append((time.perf_counter() - began) * 1000)
     return {side: statistics.median(t) for side, t in times.items()}
 
@@ -133,6 +138,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="forward passes per side")
     parser.add_argument("--loads", type=int, default=3, help="cold loads per side (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--precisions", default="bf16,int8", help="the engine's precisions beside fp32 (latency)")
+    parser.add_argument("--skip-loads", action="store_true", help="latency only")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` importable
@@ -146,8 +153,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     save_checkpoint(FOLDER)
     weights_mb = (FOLDER / "model.safetensors").stat().st_size / 2**20
+    precisions = tuple(p for p in args.precisions.split(",") if p)
+    ms = latency(args.runs, precisions)
+    print(f"BERT-base sequence classification, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"| latency, batch 1, {TOKENS} tokens, median of {args.runs} | ms | transformers fp32 ms | engine / transformers |")
+    print("|---|---|---|---|")
+    for side in [s for s in ms if s.startswith("engine")]:
+        name = side.removeprefix("engine").strip() or "fp32"
+        print(f"| engine {name} | {ms[side]:.1f} | {ms['transformers']:.1f} | {ms[side] / ms['transformers']:.2f}x |")
+    if args.skip_loads:
+        return
     loads = {side: cold_load(side, args.loads) for side in LOADERS}
-    ms = latency(args.runs)
 
     rows = [
         (f"latency, batch 1, {TOKENS} tokens (ms, median of {args.runs})", ms["engine"], ms["transformers"]),

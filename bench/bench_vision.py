@@ -22,8 +22,10 @@ The webcam figure feeds 640x480 uint8 RGB frames (numpy arrays, as the camera de
 to the object-detection task back to back, as the app's live mode does, and counts frames per
 second; transformers' pipeline gets the same frames as PIL images.
 
-On the CPU everything runs in float32. When CUDA is present (or `--device cuda`), every model
-also runs there in float32 and in bfloat16, both sides alike.
+On the CPU transformers runs in float32, and the engine in float32 and in each of `--dtypes`
+(bf16, int8), all taking turns in the same run; `--webcam-threads 1,2` repeats the webcam rows
+per torch thread count (the app's live video uses half of torch's threads). When CUDA is present
+(or `--device cuda`), every model also runs there in float32 and in bfloat16, both sides alike.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def save_vit(folder: Path) -> None:
     # ViTConfig's defaults are ViT-B/16 at 224: 768 wide, 12 layers, 12 heads, MLP 3072
     ViTForImageClassification(ViTConfig(**_labels(1000, "class"))).save_pretrained(folder)
     # google/vit-base-patch16-224's preprocessor_config.json
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
         "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 224,
     })
@@ -75,7 +77,7 @@ def save_convnext(folder: Path) -> None:
     config = ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768], **_labels(1000, "class"))
     ConvNextForImageClassification(config).save_pretrained(folder)
     # facebook/convnext-tiny-224's: short side to 224 / 0.875 = 256, centre crop 224, bicubic
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "crop_pct": 0.875, "do_normalize": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
         "image_std": IMAGENET_STD, "resample": 3, "size": 224,
     })
@@ -92,13 +94,13 @@ def save_detr(folder: Path) -> None:
         **_labels(91, "object"),
     )
     DetrForObjectDetection(config).save_pretrained(folder)
-    _write_json(folder / "preprocessor_config.json", {
+    write_json(folder / "preprocessor_config.json", {
         "do_normalize": True, "do_resize": True, "format": "coco_detection",
         "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_size": 1333, "size": 800,
     })
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
@@ -163,7 +165,7 @@ def transformers_side(key: str, device: str, dtype: str, attention: str) -> Call
     return lambda image, **options: pipe(image, **options)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
@@ -187,13 +189,23 @@ def check_agreement(key: str, sides: dict[str, Callable[..., Any]], path: str, d
         raise RuntimeError(f"engine and transformers disagree on {key}:\n{ours}\n{theirs}")
 
 
-def end_to_end(key: str, device: str, dtype: str, runs: int, attention: str) -> dict[str, list[float]]:
-    """Milliseconds from JPEG path to answer, each run of each side; the sides take turns."""
+def end_to_end(
+    key: str, device: str, dtype: str, runs: int, attention: str, engine_dtypes: tuple[str, ...] = ()
+) -> dict[str, list[float]]:
+    """Milliseconds from JPEG path to answer, each run of each side; the sides take turns.
+    Besides "engine" (in `dtype`, as transformers), "engine <d>" runs in each of `engine_dtypes`."""
     sides = {"engine": engine_side(key, device, dtype),
              "transformers": transformers_side(key, device, dtype, attention)}
     path = str(IMAGE)
     if dtype == "fp32":
         check_agreement(key, sides, path, device)
+    for name in engine_dtypes:
+        sides[f"engine {name}"] = engine_side(key, device, name)
+    return take_turns(sides, path, device, runs)
+
+
+def take_turns(sides: dict[str, Callable[..., Any]], path: str, device: str, runs: int) -> dict[str, list[float]]:
+    """Milliseconds each side takes on `path`, run by run after two warm-ups."""
     for _ in range(2):  # warm-up: allocator, oneDNN / cuDNN kernel choice, file cache
         for run in sides.values():
             run(path)
@@ -203,10 +215,10 @@ def end_to_end(key: str, device: str, dtype: str, runs: int, attention: str) -> 
         # frequency, a neighbour's burst of work)
         for side in list(sides)[:: 1 if index % 2 == 0 else -1]:
             run = sides[side]
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             run(path)
-            _sync(device)
+            sync(device)
             times[side].append((time.perf_counter() - began) * 1000)
     return times
 
@@ -225,16 +237,22 @@ def webcam_frames(count: int) -> list[Any]:
     return [np.ascontiguousarray(scene[:, 8 * i : 8 * i + FRAME_SIZE[0]]) for i in range(count)]
 
 
-def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, float]:
-    """Frames per second for DETR, frames fed back to back, and the engine's mean seconds per
-    frame in pre-processing and in the model (post-processing included). Each side runs half
-    the frames, then the other side, then the second half, so a change in load hits both."""
-    from PIL import Image
-
+def webcam(device: str, dtype: str, frames: int, attention: str, engine_dtype: str | None = None) -> dict[str, float]:
+    """Frames per second for DETR (see `frames_per_second`), the engine in `engine_dtype`
+    (default `dtype`), transformers in `dtype`."""
     from engine.tasks.object_detection import ObjectDetection
 
-    task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=dtype)
-    pipe = transformers_side("detr", device, dtype, attention)
+    task = ObjectDetection.load(ensure_saved("detr"), device=device, dtype=engine_dtype or dtype)
+    return frames_per_second(task, transformers_side("detr", device, dtype, attention), device, frames)
+
+
+def frames_per_second(task: Any, pipe: Callable[[Any], Any], device: str, frames: int) -> dict[str, float]:
+    """Frames per second of a loaded engine task and of a transformers pipeline, frames fed
+    back to back, and the engine's mean seconds per frame in each stage its results time.
+    Each side runs half the frames, then the other side, then the second half, so a change in
+    load hits both."""
+    from PIL import Image
+
     stages: dict[str, float] = {}
 
     def engine_run(frame: Any) -> None:
@@ -249,24 +267,42 @@ def webcam(device: str, dtype: str, frames: int, attention: str) -> dict[str, fl
     for run in sides.values():
         run(stream[0])  # warm-up
     stages.clear()
+    return {**time_frames(sides, stream, device),
+            **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
+
+
+def time_frames(sides: dict[str, Callable[[Any], Any]], stream: list[Any], device: str) -> dict[str, float]:
+    """Frames per second of each side, the frames fed back to back. Each side runs half the
+    frames, then the other side, then the second half, so a change in load hits both."""
     elapsed = {side: 0.0 for side in sides}
     half = len(stream) // 2
     for chunk in (stream[:half], stream[half:]):
         for side, run in sides.items():
-            _sync(device)
+            sync(device)
             began = time.perf_counter()
             for frame in chunk:
                 run(frame)
-            _sync(device)
+            sync(device)
             elapsed[side] += time.perf_counter() - began
-    return {**{side: len(stream) / seconds for side, seconds in elapsed.items()},
-            **{stage: seconds / len(stream) for stage, seconds in stages.items()}}
+    return {side: len(stream) / seconds for side, seconds in elapsed.items()}
 
 
 # ------------------------------------------------------------------------------ report
 
 
-def _devices(choice: str) -> list[str]:
+def print_load(before: tuple[float, float, float], targets: str) -> None:
+    """The machine's load around the measurements, and what they aim for."""
+    after = os.getloadavg()
+    print(f"\nload average (1 min) {before[0]:.1f} before, {after[0]:.1f} after, on {os.cpu_count()} cores; "
+          f"target: {targets}")
+
+
+def precisions(devices: list[str]) -> list[tuple[str, str]]:
+    """(device, dtype) pairs to measure: float32 everywhere, and bfloat16 on CUDA."""
+    return [(device, dtype) for device in devices for dtype in ["fp32"] + (["bf16"] if device == "cuda" else [])]
+
+
+def devices_to_run(choice: str) -> list[str]:
     import torch
 
     if choice == "auto":
@@ -294,6 +330,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10, help="webcam frames per side; below 2 skips it")
     parser.add_argument("--attn", default="default", choices=["default", "eager"],
                         help="transformers' attention: its default (sdpa) or eager")
+    parser.add_argument("--dtypes", default="bf16,int8",
+                        help="the engine's precisions beside fp32 on the CPU, against transformers' fp32")
+    parser.add_argument("--webcam-threads", default="",
+                        help="torch threads for the webcam rows, comma-separated (default: --threads)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` importable
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -305,7 +345,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # "Loading weights" bars would break the table
     torch.set_num_threads(args.threads)
-    devices = _devices(args.device)
+    devices = devices_to_run(args.device)
     for key in args.models:
         ensure_saved(key)
     with Image.open(IMAGE) as photo:
@@ -320,28 +360,33 @@ def main() -> None:
     # each side is closer to what either costs alone, so its ratio is shown too
     print(f"{'model':16} {'device/dtype':13} {'engine ms':>10} {'transformers ms':>16} {'ratio':>7} "
           f"{'best-run ratio':>15}")
-    for device in devices:
-        for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-            for key in args.models:
-                times = end_to_end(key, device, dtype, args.runs, args.attn)
-                ours, theirs = (statistics.median(times[s]) for s in ("engine", "transformers"))
-                best = min(times["engine"]) / min(times["transformers"])
-                print(f"{MODELS[key].title:16} {device + ' ' + dtype:13} {ours:10.1f} {theirs:16.1f} "
+    engine_dtypes = tuple(d for d in args.dtypes.split(",") if d)
+    for device, dtype in precisions(devices):
+        for key in args.models:
+            times = end_to_end(key, device, dtype, args.runs, args.attn, engine_dtypes if device == "cpu" else ())
+            theirs = statistics.median(times["transformers"])
+            for side in [s for s in times if s.startswith("engine")]:
+                ours = statistics.median(times[side])
+                best = min(times[side]) / min(times["transformers"])
+                label = f"{device} {side.removeprefix('engine').strip() or dtype}"
+                print(f"{MODELS[key].title:16} {label:13} {ours:10.1f} {theirs:16.1f} "
                       f"{ours / theirs:6.2f}x {best:14.2f}x", flush=True)
     if args.frames > 1 and "detr" in args.models:
         print(f"\nwebcam path, DETR-R50: {args.frames} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]} "
               "fed back to back (frames/s; ratio is engine time over transformers time)")
         print(f"{'':16} {'device/dtype':13} {'engine fps':>10} {'transformers fps':>16} {'ratio':>7}")
-        for device in devices:
-            for dtype in ["fp32"] + (["bf16"] if device == "cuda" else []):
-                fps = webcam(device, dtype, args.frames, args.attn)
-                print(f"{'DETR-R50 webcam':16} {device + ' ' + dtype:13} {fps['engine']:10.2f} "
-                      f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
-                      f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
-                      f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
-    load_after = os.getloadavg()
-    print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
-          f"on {os.cpu_count()} cores; target: engine <= 1.0x transformers' time on the CPU")
+        threads = [int(n) for n in args.webcam_threads.split(",") if n] or [args.threads]
+        for count in threads:
+            torch.set_num_threads(count)
+            for device, dtype in precisions(devices):
+                for ours in [dtype, *(engine_dtypes if device == "cpu" else ())]:
+                    fps = webcam(device, dtype, args.frames, args.attn, ours)
+                    label = f"{device} {ours}" + (f" {count}t" if len(threads) > 1 else "")
+                    print(f"{'DETR-R50 webcam':16} {label:13} {fps['engine']:10.2f} "
+                          f"{fps['transformers']:16.2f} {fps['transformers'] / fps['engine']:6.2f}x"
+                          f"   (engine per frame: pre-processing {fps['preprocess'] * 1000:.0f} ms, "
+                          f"model and post-processing {fps['model'] * 1000:.0f} ms)", flush=True)
+    print_load(load_before, "engine <= 1.0x transformers' time on the CPU")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,13 @@ from engine.errors import InputError
 
 #: The rate every Wav2Vec2-family checkpoint was trained at.
 MODEL_RATE = 16_000
+
+#: The largest sample magnitude taken. Float audio lies within -1..1 (a mix may overshoot a
+#: little); 16-bit integer samples handed over as they are (as transformers' pipelines take
+#: them) reach 32768. Far beyond that there is no sound, only a corrupt or mis-typed file
+#: (float samples of 1e20 or 3e38), and squaring such values to normalise them overflows
+#: float32 into infinity and NaN. Below it, an hour of samples squares to at most 2.5e17.
+MAX_SAMPLE = 65_536.0
 _QUALITY = "HQ"
 
 
@@ -59,7 +67,7 @@ def iter_audio(
                 raise InputError(f"{Path(path).name} is damaged: {exc}") from None
             if len(frames) == 0:
                 break
-            out = stream.push(_checked(to_mono(frames), path))
+            out = stream.push(to_mono(check_samples(frames, Path(path).name)))
             produced += len(out)
             if len(out):
                 yield out
@@ -137,8 +145,7 @@ class WavWriter:
     Use as a context manager, or call `close()`."""
 
     def __init__(self, path: str | Path, rate: int, channels: int = 1) -> None:
-        import soundfile
-
+        soundfile = _soundfile()
         _check_rate(rate)
         try:
             self._file = soundfile.SoundFile(
@@ -165,8 +172,7 @@ class WavWriter:
 
 def _open(path: str | Path):
     """A `soundfile.SoundFile` for reading, with every failure turned into an `InputError`."""
-    import soundfile
-
+    soundfile = _soundfile()
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"no such file: {path}")
@@ -180,15 +186,36 @@ def _open(path: str | Path):
     return f
 
 
+def _soundfile() -> Any:
+    """The soundfile module, or an `InputError` when libsndfile cannot be loaded (its wheels
+    bundle it; elsewhere it is a system library)."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # soundfile raises OSError when libsndfile is missing
+        raise InputError(
+            f"audio files cannot be read on this machine: libsndfile is missing ({exc}); "
+            "on Debian and Ubuntu: sudo apt install libsndfile1"
+        ) from None
+    return soundfile
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc)
     # soundfile repeats the path in front of libsndfile's own words
     return text.split(": ", 1)[-1] if ": " in text else text
 
 
-def _checked(samples: np.ndarray, path: str | Path) -> np.ndarray:
+def check_samples(samples: np.ndarray, what: str = "the audio") -> np.ndarray:
+    """`samples` themselves, or an `InputError` when any is not a number or beyond
+    `MAX_SAMPLE` in magnitude."""
     if not np.isfinite(samples).all():
-        raise InputError(f"{Path(path).name} contains samples that are not numbers (NaN or infinity)")
+        raise InputError(f"{what} contains samples that are not numbers (NaN or infinity)")
+    peak = max(-float(samples.min()), float(samples.max())) if samples.size else 0.0  # abs() wraps -2**15
+    if peak > MAX_SAMPLE:
+        raise InputError(
+            f"{what} has samples as large as {peak:.3g}: sound lies within -1..1 (or ±32768 as "
+            "16-bit integers), so this is not audio that can be read; scale it to -1..1 first"
+        )
     return samples
 
 

@@ -16,6 +16,9 @@ buffers: they belong to the task, which passes them into `forward`.
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -68,17 +71,45 @@ def _read_safetensors(path: Path) -> StateDict:
 
 
 def _read_bin(path: Path) -> StateDict:
-    """A pickled checkpoint, read only through torch's weights-only unpickler."""
+    """A pickled checkpoint, read only through torch's weights-only unpickler. A refusal is
+    one line that says what the file holds, without torch's advice to turn the check off."""
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not for people
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path.name} was refused by the weights-only reader ({_unpickler_reason(exc)}): reading "
+            "it in full could run code from the file, so only plain tensors are read from .bin files"
+        ) from None
     except Exception as exc:
-        raise CheckpointError(f"{path.name} cannot be read as a weights-only checkpoint ({exc})") from None
+        raise CheckpointError(
+            f"{path.name} is not a PyTorch checkpoint or is damaged ({_one_line(exc)})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path.name} does not hold a state dict")
     return state
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The weights-only unpickler's own reason (e.g. "Unsupported global: GLOBAL
+    datetime.date was not an allowed global by default") from torch's several paragraphs."""
+    text = _plain(str(error))
+    _, found, reason = text.partition("WeightsUnpickler error:")
+    reason = reason.strip().split("\n")[0].split(". ")[0].strip() if found else ""
+    return reason or _one_line(error)
+
+
+def _one_line(error: Exception) -> str:
+    lines = [line.strip() for line in _plain(str(error)).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)  # terminal colour codes
 
 
 def rename_legacy_layer_norms(state: StateDict) -> StateDict:

@@ -150,7 +150,7 @@ def resize_plan(
         if edge >= 384:
             return (edge, edge), None
         return processing.short_side_size(height, width, int(edge / config.crop_pct)), (edge, edge)
-    return processing.output_size(height, width, size), None
+    return processing.resized_size(height, width, config), None
 
 
 def preprocess(

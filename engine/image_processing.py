@@ -99,6 +99,11 @@ class ImageProcessorConfig:
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     do_pad: bool = False
+    # DPT's rule (Depth Anything): scale to `size`'s height and width, with `keep_aspect_ratio`
+    # by the one factor nearer 1, and round each side to a multiple of `ensure_multiple_of`
+    keep_aspect_ratio: bool = False
+    ensure_multiple_of: int = 1
+    size_divisor: int | None = None  # DPT's `do_pad`: centre-pad to multiples of this
 
     @classmethod
     def from_dict(
@@ -111,12 +116,12 @@ class ImageProcessorConfig:
         """Merge `data` (a preprocessor_config.json) over the processor class's `defaults`,
         then read every variant real checkpoints use: sizes as ints, pairs or dicts, DETR's
         `max_size` and `pad_and_return_pixel_mask`, resample as a code or a name, mean and std
-        as one number or three."""
+        as one number or three, DPT's multiples."""
         merged = {**(defaults or {}), **data}
         if "do_pad" not in data and "pad_and_return_pixel_mask" in data:
             merged["do_pad"] = data["pad_and_return_pixel_mask"]
         picked: dict[str, Any] = {}
-        for key in ("do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_pad"):
+        for key in ("do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_pad", "keep_aspect_ratio"):
             if merged.get(key) is not None:
                 picked[key] = bool(merged[key])
         if merged.get("size") is not None:
@@ -133,6 +138,9 @@ class ImageProcessorConfig:
         for key in ("image_mean", "image_std"):
             if merged.get(key) is not None:
                 picked[key] = _three(merged[key], key)
+        for key in ("ensure_multiple_of", "size_divisor"):
+            if merged.get(key) is not None:
+                picked[key] = _whole(merged[key], key)
         config = cls(**picked)
         if config.do_center_crop and (config.crop_size is None or config.crop_size.height is None):
             raise CheckpointError("preprocessor_config.json asks for a centre crop without a crop_size")
@@ -173,10 +181,21 @@ def parse_resample(value: Any) -> int:
     raise CheckpointError(f"preprocessor_config.json has an unknown resample filter: {value!r}")
 
 
+def resample_name(code: int) -> str:
+    """The filter's name for people ("bilinear") from its PIL code."""
+    return next(name for name, value in _RESAMPLE_NAMES.items() if value == code)
+
+
 def _number(value: Any, key: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     raise CheckpointError(f"preprocessor_config.json: {key} must be a positive number, not {value!r}")
+
+
+def _whole(value: Any, key: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise CheckpointError(f"preprocessor_config.json: {key} must be a positive whole number, not {value!r}")
 
 
 def _three(value: Any, key: str) -> tuple[float, float, float]:
@@ -188,7 +207,13 @@ def _three(value: Any, key: str) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Size rules (all return (height, width); all truncate with int() as the processors do)
+# Size rules (all return (height, width); all truncate with int() as the processors do, but
+# never below one pixel: for a picture of 1×10000 the processors' arithmetic gives a side of 0,
+# which no resize can make; DPT's rounds, and refuses such a picture)
+
+
+def _at_least_one(height: int, width: int) -> tuple[int, int]:
+    return max(1, height), max(1, width)
 
 
 def size_with_aspect_ratio(height: int, width: int, shortest_edge: int, longest_edge: int | None) -> tuple[int, int]:
@@ -206,8 +231,8 @@ def size_with_aspect_ratio(height: int, width: int, shortest_edge: int, longest_
     # With a cap, the long side is computed from the unrounded short side.
     exact = capped if capped is not None else size
     if width < height:
-        return int(exact * height / width), size
-    return size, int(exact * width / height)
+        return _at_least_one(int(exact * height / width), size)
+    return _at_least_one(size, int(exact * width / height))
 
 
 def short_side_size(height: int, width: int, shortest_edge: int, max_size: int | None = None) -> tuple[int, int]:
@@ -217,13 +242,37 @@ def short_side_size(height: int, width: int, shortest_edge: int, max_size: int |
     new_short, new_long = shortest_edge, int(shortest_edge * long / short)
     if max_size is not None and new_long > max_size:
         new_short, new_long = int(max_size * new_short / new_long), max_size
-    return (new_long, new_short) if width <= height else (new_short, new_long)
+    return _at_least_one(*((new_long, new_short) if width <= height else (new_short, new_long)))
 
 
 def fit_within(height: int, width: int, max_height: int, max_width: int) -> tuple[int, int]:
     """Scale (up or down) until one side meets the box `max_height` x `max_width`."""
     scale = min(max_height / height, max_width / width)
-    return int(height * scale), int(width * scale)
+    return _at_least_one(int(height * scale), int(width * scale))
+
+
+def multiple_of_size(
+    height: int, width: int, target_height: int, target_width: int, keep_aspect_ratio: bool, multiple: int
+) -> tuple[int, int]:
+    """DPT's rule: scale toward `target_height` x `target_width`; with `keep_aspect_ratio`, both
+    sides by the one of the two factors nearer 1 (the smaller change); then round each side to
+    a multiple of `multiple` (Python's round, halves to even). 480x640 to 518 in multiples of 14
+    -> 518x686. A side that rounds to 0 is an `InputError`: transformers fails on it."""
+    scale_height, scale_width = target_height / height, target_width / width
+    if keep_aspect_ratio:
+        if abs(1 - scale_width) < abs(1 - scale_height):
+            scale_height = scale_width
+        else:
+            scale_width = scale_height
+    new_height = round(scale_height * height / multiple) * multiple
+    new_width = round(scale_width * width / multiple) * multiple
+    if not new_height or not new_width:
+        raise InputError(
+            f"a {width}×{height} picture is too narrow for this model: resized toward "
+            f"{target_width}×{target_height} with its shape kept, its short side would round to "
+            "0 pixels. Crop it to a less elongated shape first."
+        )
+    return new_height, new_width
 
 
 def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
@@ -290,6 +339,20 @@ def to_pixel_values(image: Image.Image, table: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out).unsqueeze(0)  # (1, 3, H, W)
 
 
+def resized_size(height: int, width: int, config: ImageProcessorConfig) -> tuple[int, int]:
+    """The (height, width) `config`'s resize gives a `height` x `width` image, ConvNeXT's
+    crop_pct rule aside: DPT's rule when the config sets its keys, else `output_size`."""
+    size = config.size
+    if config.keep_aspect_ratio or config.ensure_multiple_of != 1:
+        if size.height is None or size.width is None:
+            raise CheckpointError(f"preprocessor_config.json: keep_aspect_ratio and ensure_multiple_of need a "
+                                  f"size with height and width, not {size}")
+        return multiple_of_size(
+            height, width, size.height, size.width, config.keep_aspect_ratio, config.ensure_multiple_of
+        )
+    return output_size(height, width, size)
+
+
 def resize_for(image: Image.Image, config: ImageProcessorConfig) -> Image.Image:
     """The resize (and, for ConvNeXT's crop_pct rule, the crop) that `config` asks for."""
     if not config.do_resize:
@@ -301,7 +364,7 @@ def resize_for(image: Image.Image, config: ImageProcessorConfig) -> Image.Image:
             return resize(image, edge, edge, config.resample)
         height, width = short_side_size(image.height, image.width, int(edge / config.crop_pct))
         return center_crop(resize(image, height, width, config.resample), edge, edge)
-    height, width = output_size(image.height, image.width, size)
+    height, width = resized_size(image.height, image.width, config)
     return resize(image, height, width, config.resample)
 
 

@@ -21,9 +21,13 @@ TABS: dict[str, tuple[str, str]] = {
     "audio-classification": ("app.tabs.audio_classification", "AudioClassificationTab"),
     "image-classification": ("app.tabs.image_classification", "ImageClassificationTab"),
     "object-detection": ("app.tabs.object_detection", "ObjectDetectionTab"),
+    "depth-estimation": ("app.tabs.depth_estimation", "DepthEstimationTab"),
     "text-classification": ("app.tabs.text_classification", "TextClassificationTab"),
     "token-classification": ("app.tabs.token_classification", "TokenClassificationTab"),
     "question-answering": ("app.tabs.question_answering", "QuestionAnsweringTab"),
+    "text-generation": ("app.tabs.text_generation", "TextGenerationTab"),
+    "summarization": ("app.tabs.summarization", "SummarizationTab"),
+    "translation": ("app.tabs.translation", "TranslationTab"),
 }
 
 MODALITIES: dict[str, str] = {"audio": "Audio", "vision": "Vision", "text": "Text"}

@@ -153,6 +153,10 @@ class TaskTab(EngineSignalsMixin, QWidget):
         `show_run_progress` showed. The load bar needs nothing here: it ends once the tab has
         no job left."""
 
+    def run_summary(self, outcome: Outcome) -> str:
+        """The run bar's words once a run has given its result."""
+        return f"Done in {outcome.latency_ms:,.0f} ms"
+
     def open_path(self, path: Path) -> None:
         pass
 

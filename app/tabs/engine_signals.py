@@ -119,7 +119,7 @@ class EngineSignalsMixin:
         self.clear_result()
         self.show_result(outcome.result)
         self._finish(job_id)
-        self.busy_label.setText(f"Done in {outcome.latency_ms:,.0f} ms")
+        self.busy_label.setText(self.run_summary(outcome))
         self.status_changed.emit()
 
     @Slot(int, str, str)

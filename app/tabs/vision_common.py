@@ -102,7 +102,7 @@ class VisionTab(ImageExportMixin, TaskTab):
             menu.addAction(path.stem.replace("_", " ").capitalize(), lambda p=path: self.open_paths([p]))
         self.samples_button.setMenu(menu)
         self.samples_button.setEnabled(not menu.isEmpty())
-        self.samples_button.setToolTip("Pictures made for this app (public domain, see resources/samples)")
+        self.samples_button.setToolTip("Sample photographs and drawings (public domain or CC0, see resources/samples)")
         self.live = LiveMode(self.engine, self.spec, self._run_options, key=f"{self.task}:live", parent=self)
         self.live.button.toggled.connect(lambda on: self.start_live() if on else self.stop_live())
         self.live.frame.connect(self.view.set_image)

@@ -90,12 +90,14 @@ class OptionsForm(QWidget):
                     pass
 
     def _make(self, option: Any) -> QWidget:
-        if option.choices:
+        if option.choices or (option.type is bool and option.default is None):
+            # an option whose default is None lets the task (or the checkpoint) decide: "auto"
             widget = QComboBox()
-            for choice in option.choices:
-                widget.addItem(str(choice), choice)
-            if option.default in option.choices:
-                widget.setCurrentIndex(list(option.choices).index(option.default))
+            if option.default is None:
+                widget.addItem("auto", None)
+            for choice in option.choices or (True, False):
+                widget.addItem({True: "on", False: "off"}.get(choice, str(choice)), choice)
+            widget.setCurrentIndex(max(0, widget.findData(option.default)))
             widget.currentIndexChanged.connect(self.changed)
         elif option.type is bool:
             widget = QCheckBox(option_label(option.name))
@@ -103,10 +105,11 @@ class OptionsForm(QWidget):
             widget.toggled.connect(self.changed)
         elif option.type is int:
             widget = QSpinBox()
-            # None means "no limit" for options like top_k; 0 stands for it in the box
+            # None means "no limit" for top_k and "let the task choose" for the rest: 0 stands
+            # for it in the box
             widget.setRange(0 if option.default in (None, 0) else 1, 100_000)
             if option.default is None:
-                widget.setSpecialValueText("all")
+                widget.setSpecialValueText("all" if option.name == "top_k" else "auto")
             widget.setValue(option.default or 0)
             widget.valueChanged.connect(self.changed)
         elif option.type is float:

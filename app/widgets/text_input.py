@@ -12,9 +12,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
-MAX_FILE_BYTES = 20_000_000  # a text file beyond this is almost certainly not meant as input
-
-
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -30,17 +27,6 @@ def qt_positions(text: str) -> Callable[[int], int]:
 
 def to_qt_position(text: str, index: int) -> int:
     return qt_positions(text)(index)
-
-
-def read_text_file(path: Path) -> str:
-    """The text of a UTF-8 file, or ValueError with a message for people."""
-    path = Path(path)
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise ValueError(f"{path.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path.name} is not UTF-8 text") from None
 
 
 class TextInput(QPlainTextEdit):
@@ -59,9 +45,14 @@ class TextInput(QPlainTextEdit):
         self.setFont(font)
 
     def load_file(self, path: Path) -> bool:
+        """Show the text of a UTF-8 file, read with the engine's bound (`MAX_TEXT_BYTES`), or
+        report why it cannot be read."""
+        from engine.errors import InputError
+        from engine.text import read_text_file  # the CLI's reader: the same bound, the same messages
+
         try:
             text = read_text_file(path)
-        except (OSError, ValueError) as exc:
+        except InputError as exc:
             self.file_error.emit(str(exc))
             return False
         self.setPlainText(text)

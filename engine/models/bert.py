@@ -8,7 +8,7 @@ Module names follow the Hub checkpoints (`bert.embeddings.word_embeddings`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -244,6 +244,10 @@ HEADS: dict[str, type[nn.Module]] = {
 class BertConfig:
     """The fields of a BERT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"vocab_size", "hidden_size", "num_attention_heads", "intermediate_size", "max_position_embeddings",
+         "type_vocab_size"}
+    )  # fmt: skip
     vocab_size: int
     hidden_size: int
     num_hidden_layers: int
@@ -259,7 +263,7 @@ class BertConfig:
         config = from_dict(cls, data)
         if config.hidden_size % config.num_attention_heads:
             raise CheckpointError(
-                f"hidden_size {config.hidden_size} is not a multiple of "
+                f"config.json: hidden_size {config.hidden_size} is not a multiple of "
                 f"num_attention_heads {config.num_attention_heads}"
             )
         activation(config.hidden_act)  # fail at load time, not on the first input

@@ -1,4 +1,5 @@
-"""What three or more model files share: the activation functions config.json names."""
+"""What three or more model files share: the activation functions config.json names, and the
+projection after attention that ViT-style checkpoints keep in a module of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from engine.errors import CheckpointError
 
@@ -32,3 +33,15 @@ def activation(name: str, key: str = "hidden_act") -> Callable[[Tensor], Tensor]
         raise CheckpointError(
             f"{key} {name!r} in config.json is not a supported activation (known: {known})"
         ) from None
+
+
+class SelfOutput(nn.Module):
+    """The projection after attention, `dense` (dim -> dim), which ViT, Swin and the Mix
+    Transformer's checkpoints keep in its own module (`attention.output.dense`)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.dense(hidden)

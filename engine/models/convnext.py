@@ -8,7 +8,7 @@ The module tree mirrors the Hub checkpoint's keys (`convnext.embeddings...`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -149,6 +149,8 @@ class ConvNextForImageClassification(nn.Module):
 class ConvNextConfig:
     """The fields of a ConvNeXT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"hidden_sizes", "num_channels", "patch_size", "num_labels"})
+
     hidden_sizes: tuple[int, ...] = (96, 192, 384, 768)
     depths: tuple[int, ...] = (3, 3, 9, 3)
     num_channels: int = 3
@@ -157,18 +159,13 @@ class ConvNextConfig:
     layer_norm_eps: float = 1e-12
     layer_scale_init_value: float = 1e-6
     num_labels: int = 2
+    num_stages: int | None = None  # when given, must agree with `depths`
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConvNextConfig:
         """From a ConvNeXT config.json; `num_stages`, when present, must agree with `depths`."""
-        config = from_dict(
-            cls,
-            data,
-            hidden_sizes=tuple(int(d) for d in data.get("hidden_sizes", cls.hidden_sizes)),
-            depths=tuple(int(d) for d in data.get("depths", cls.depths)),
-            num_labels=len(id2label(data)) or int(data.get("num_labels", 2)),
-        )
-        stages = int(data.get("num_stages", len(config.depths)))
+        config = from_dict(cls, data, num_labels=len(id2label(data)) or data.get("num_labels", 2))
+        stages = len(config.depths) if config.num_stages is None else config.num_stages
         if not (stages == len(config.depths) == len(config.hidden_sizes)):
             raise CheckpointError(
                 f"config.json gives {stages} stages, {len(config.depths)} depths and "

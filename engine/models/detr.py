@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -249,6 +249,10 @@ class DetrForObjectDetection(nn.Module):
 class DetrConfig:
     """The fields of a DETR config.json that the code reads, plus the parsed backbone."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"num_labels", "d_model", "num_queries", "encoder_attention_heads", "decoder_attention_heads",
+         "encoder_ffn_dim", "decoder_ffn_dim"}
+    )  # fmt: skip
     backbone: ResNetConfig
     num_labels: int
     d_model: int = 256
@@ -279,7 +283,7 @@ class DetrConfig:
         "timm_backbone" or "resnet" (transformers 5.x saves)."""
         backbone = _backbone_from_dict(data)
         labels = id2label(data)
-        num_labels = len(labels) if labels else int(data.get("num_labels", 2))
+        num_labels = len(labels) if labels else data.get("num_labels", 2)
         config = from_dict(cls, data, backbone=backbone, num_labels=num_labels,
                            dilation=bool(data.get("dilation")))
         activation(config.activation_function, "activation_function")  # fail at load time
@@ -287,18 +291,20 @@ class DetrConfig:
 
 
 def _backbone_from_dict(data: dict[str, Any]) -> ResNetConfig:
-    channels = int(data.get("num_channels", 3))
+    channels = data.get("num_channels", 3)
     sub = data.get("backbone_config")
     if not sub:  # the Hub form: a timm model named by `backbone`
         if data.get("use_timm_backbone", True) is False:
             raise CheckpointError("config.json turns off the timm backbone but gives no backbone_config")
         return ResNetConfig.named(str(data.get("backbone") or "resnet50"), channels)
+    if not isinstance(sub, dict):
+        raise CheckpointError("config.json: backbone_config must be an object")
     kind = sub.get("model_type")
     if kind == "timm_backbone":
         if sub.get("output_stride") not in (None, 32):
             raise CheckpointError("the dilated (DC5) DETR variant is not supported")
         name = sub.get("backbone") or data.get("backbone") or "resnet50"
-        return ResNetConfig.named(str(name), int(sub.get("num_channels", channels)))
+        return ResNetConfig.named(str(name), sub.get("num_channels", channels))
     if kind == "resnet":  # transformers' own ResNet, whose keys `adapt` renames
         return ResNetConfig.from_json({"num_channels": channels, **sub})
     raise CheckpointError(f"DETR backbone of type {kind!r} is not supported (only ResNet)")

@@ -8,7 +8,7 @@ Module names follow the Hub checkpoints (`distilbert.embeddings.word_embeddings`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +189,9 @@ HEADS: dict[str, type[nn.Module]] = {
 class DistilBertConfig:
     """The fields of a DistilBERT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"vocab_size", "dim", "n_heads", "hidden_dim", "max_position_embeddings"}
+    )
     vocab_size: int
     dim: int
     n_layers: int
@@ -201,7 +204,7 @@ class DistilBertConfig:
     def from_json(cls, data: dict[str, Any]) -> DistilBertConfig:
         config = from_dict(cls, data)
         if config.dim % config.n_heads:
-            raise CheckpointError(f"dim {config.dim} is not a multiple of n_heads {config.n_heads}")
+            raise CheckpointError(f"config.json: dim {config.dim} is not a multiple of n_heads {config.n_heads}")
         activation(config.activation, "activation")  # fail at load time, not on the first input
         return config
 

@@ -36,6 +36,15 @@ class Conv1D(nn.Module):
         flat = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
         return flat.view(*x.shape[:-1], -1)
 
+    def as_linear(self) -> nn.Linear:
+        """The same map as an `nn.Linear` (weight stored (out, in)), which int8 quantisation
+        replaces (`engine.precision.quantize`)."""
+        inputs, outputs = self.weight.shape
+        linear = nn.Linear(inputs, outputs, device="meta")
+        linear.weight = nn.Parameter(self.weight.detach().t(), requires_grad=False)
+        linear.bias = self.bias
+        return linear
+
 
 class Attention(nn.Module):
     """Causal self-attention. Scores are scaled by 1/√head_dim (unless `scale_attn_weights` is
@@ -147,8 +156,9 @@ class GPT2LMHeadModel(nn.Module):
         hidden = self.transformer(input_ids, cache)
         if last_only:
             hidden = hidden[:, -1]
-        head = self.transformer.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        return F.linear(hidden, head)
+        if self.config.tie_word_embeddings:
+            return F.linear(hidden, self.transformer.wte.weight)
+        return self.lm_head(hidden)  # called, not read: int8 replaces the module
 
     def make_cache(self, rows: int, capacity: int) -> KVCache:
         """An empty cache for `rows` sequences of up to `capacity` tokens."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from engine.checkpoint import StateDict
+from engine.config import from_dict
 from engine.errors import CheckpointError
 
 class FrozenBatchNorm2d(nn.Module):
@@ -186,6 +187,8 @@ class ResNetConfig:
     """Stage depths and output widths. `hidden_sizes` are each stage's output channels
     (256..2048 for ResNet-50); a bottleneck narrows to a quarter of that inside."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"depths", "hidden_sizes", "embedding_size", "num_channels"})
+
     depths: tuple[int, ...] = (3, 4, 6, 3)
     hidden_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
     embedding_size: int = 64
@@ -194,7 +197,7 @@ class ResNetConfig:
     name: str = ""  # the timm name ("resnet50") when the config named one
 
     @classmethod
-    def named(cls, name: str, num_channels: int = 3) -> ResNetConfig:
+    def named(cls, name: str, num_channels: Any = 3) -> ResNetConfig:
         """The standard torchvision/timm ResNet called `name` ("resnet50")."""
         if name not in NAMED_DEPTHS:
             known = ", ".join(NAMED_DEPTHS)
@@ -202,7 +205,8 @@ class ResNetConfig:
         kind, depths = NAMED_DEPTHS[name]
         expansion = 4 if kind == "bottleneck" else 1
         widths = tuple(64 * 2**i * expansion for i in range(4))
-        return cls(depths, widths, 64, kind, num_channels, name)
+        fields = {"depths": depths, "hidden_sizes": widths, "layer_type": kind, "num_channels": num_channels}
+        return from_dict(cls, fields, name=name)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResNetConfig:
@@ -212,13 +216,7 @@ class ResNetConfig:
             raise CheckpointError("ResNet backbones that downsample outside the 3×3 conv are not supported")
         if data.get("hidden_act", "relu") != "relu":
             raise CheckpointError(f"ResNet backbone activation {data.get('hidden_act')!r} is not supported")
-        return cls(
-            depths=tuple(data.get("depths", (3, 4, 6, 3))),
-            hidden_sizes=tuple(data.get("hidden_sizes", (256, 512, 1024, 2048))),
-            embedding_size=int(data.get("embedding_size", 64)),
-            layer_type=str(data.get("layer_type", "bottleneck")),
-            num_channels=int(data.get("num_channels", 3)),
-        )
+        return from_dict(cls, data, name="")
 
     def __post_init__(self) -> None:
         if self.layer_type not in ("bottleneck", "basic"):

@@ -237,8 +237,9 @@ class T5ForConditionalGeneration(nn.Module):
             hidden = hidden[:, -1]
         if self.config.scales_output:
             hidden = hidden * self.config.d_model**-0.5
-        head = self.shared.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        return F.linear(hidden, head)
+        if self.config.tie_word_embeddings:
+            return F.linear(hidden, self.shared.weight)
+        return self.lm_head(hidden)  # called, not read: int8 replaces the module
 
     def forward(self, input_ids: Tensor, decoder_input_ids: Tensor) -> Tensor:
         return self.decode(decoder_input_ids, self.encode(input_ids))

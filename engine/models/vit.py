@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from torch import nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError, InputError
-from engine.models.common import activation
+from engine.models.common import SelfOutput, activation
 
 
 class PatchEmbeddings(nn.Module):
@@ -78,24 +78,13 @@ class SelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(batch, length, dim)  # (B, L, D)
 
 
-class SelfOutput(nn.Module):
-    """The projection after attention; the checkpoint keeps it in its own module."""
-
-    def __init__(self, config: ViTConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dense(hidden)
-
-
 class Attention(nn.Module):
     """Attention followed by its output projection."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.attention = SelfAttention(config)
-        self.output = SelfOutput(config)
+        self.output = SelfOutput(config.hidden_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.output(self.attention(hidden))
@@ -195,6 +184,10 @@ class ViTForImageClassification(nn.Module):
 class ViTConfig:
     """The fields of a ViT config.json that the model reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"hidden_size", "num_attention_heads", "intermediate_size", "image_size", "patch_size", "num_channels",
+         "num_labels"}
+    )  # fmt: skip
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
@@ -215,11 +208,11 @@ class ViTConfig:
             data,
             image_size=_pair(data.get("image_size", 224)),
             patch_size=_pair(data.get("patch_size", 16)),
-            num_labels=len(id2label(data)) or int(data.get("num_labels", 2)),
+            num_labels=len(id2label(data)) or data.get("num_labels", 2),
         )
         if config.hidden_size % config.num_attention_heads:
             raise CheckpointError(
-                f"hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
+                f"config.json: hidden_size {config.hidden_size} is not a multiple of {config.num_attention_heads} heads"
             )
         activation(config.hidden_act)  # fail at load time, not on the first input
         return config
@@ -229,10 +222,9 @@ class ViTConfig:
         return math.prod(i // p for i, p in zip(self.image_size, self.patch_size))
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+def _pair(value: Any) -> Any:
+    """One int as (int, int); anything else as it is, for `from_dict` to check."""
+    return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def adapt(state: StateDict, expected: set[str]) -> StateDict:

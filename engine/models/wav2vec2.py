@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -282,6 +282,11 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
 class Wav2Vec2Config:
     """The fields of a Wav2Vec2 or HuBERT config.json that the code reads."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset(
+        {"hidden_size", "num_attention_heads", "intermediate_size", "conv_dim", "conv_kernel", "conv_stride",
+         "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "adapter_attn_dim", "vocab_size",
+         "classifier_proj_size"}
+    )  # fmt: skip
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
@@ -310,13 +315,18 @@ class Wav2Vec2Config:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Wav2Vec2Config:
         """A checked config from config.json; HuBERT's names for the same things are accepted."""
-        picked = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        picked["num_labels"] = len(id2label(data))
+        picked = {**data, "num_labels": len(id2label(data))}
         if data.get("model_type") != "hubert":
             picked.pop("feat_proj_layer_norm", None)  # wav2vec2 always has this norm
         config = from_dict(cls, picked)
         if not len(config.conv_dim) == len(config.conv_kernel) == len(config.conv_stride):
             raise CheckpointError("config.json: conv_dim, conv_kernel and conv_stride differ in length")
+        for parts in ("num_attention_heads", "num_conv_pos_embedding_groups"):
+            if config.hidden_size % getattr(config, parts):
+                raise CheckpointError(
+                    f"config.json: hidden_size {config.hidden_size} is not a multiple of "
+                    f"{parts} {getattr(config, parts)}"
+                )
         if config.feat_extract_norm not in ("group", "layer"):
             raise CheckpointError(f"config.json: unknown feat_extract_norm {config.feat_extract_norm!r}")
         for key in ("feat_extract_activation", "hidden_act"):  # fail at load time, not on the first input
@@ -337,6 +347,15 @@ class Wav2Vec2Config:
         for kernel, stride in zip(reversed(self.conv_kernel), reversed(self.conv_stride)):
             size = (size - 1) * stride + kernel
         return size
+
+    @property
+    def shortest_input(self) -> int:
+        """The fewest samples the model takes: one frame's receptive field, and where the first
+        convolution is group-normed, two of its steps (torch normalises no lone value). 400
+        for base; the second rule only binds on toy configs with one wide convolution."""
+        if self.feat_extract_norm == "group":
+            return max(self.receptive_field, self.conv_kernel[0] + self.conv_stride[0])
+        return self.receptive_field
 
 
 def frame_lengths(sample_lengths: torch.Tensor, config: Wav2Vec2Config) -> torch.Tensor:

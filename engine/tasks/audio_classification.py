@@ -78,14 +78,14 @@ class RollingClassifier:
 
     def __post_init__(self) -> None:
         self._resampler = audio.StreamResampler(self.sample_rate or self.task.rate, self.task.rate)
-        self._size = max(self.task.model.config.receptive_field, int(self.window_s * self.task.rate))
+        self._size = max(self.task.model.config.shortest_input, int(self.window_s * self.task.rate))
         self._buffer = np.zeros(0, dtype=np.float32)
         self.history = deque(maxlen=self.history_size)
 
     @property
     def ready(self) -> bool:
         """Whether enough audio has arrived for one frame of the model."""
-        return len(self._buffer) >= self.task.model.config.receptive_field
+        return len(self._buffer) >= self.task.model.config.shortest_input
 
     def feed(self, block: np.ndarray) -> None:
         samples = self._resampler.push(audio.to_mono(block))

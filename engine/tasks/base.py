@@ -5,6 +5,8 @@ tasks through this class."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,9 +20,25 @@ from engine import hub
 from engine.checkpoint import StateDict, load_model
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
-from engine.runtime import CancelFlag, resolve_device, resolve_dtype
+from engine.precision import (
+    Precision,
+    apply_precision,
+    learned_tensors,
+    of_dtype,
+    quantized_layers,
+    resolve_precision,
+)
+from engine.runtime import CancelFlag, resolve_device
+from engine.text import read_text_file, read_text_stream
 
 T = TypeVar("T", bound="Task")
+
+#: The repository's sample files, which Auto precision checks answers on (absent in a bare
+#: install of the engine, where Auto keeps fp32).
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+#: One input of a task with its run options, as `Task.check_inputs` lists them.
+CheckInput = tuple[Any, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,26 @@ class Result:
     def to_json(self) -> Any:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
 
+    def write_files(self, folder: Path, stem: str) -> Any:
+        """Write what this result holds beyond JSON (masks, depth maps) into `folder`, named
+        after `stem`, and return `to_json()` with the files' paths in it. Results of tasks
+        whose `output_files` is empty write nothing and return `to_json()`."""
+        return self.to_json()
+
+    def gist(self) -> Any:
+        """What must not change when only the arithmetic's precision does: labels, words and
+        spans, not scores. Auto precision compares it with fp32's. By default, the JSON
+        without its floats."""
+        return _without_floats(self.to_json())
+
+
+def _without_floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_floats(v) for k, v in value.items() if not isinstance(v, float)}
+    if isinstance(value, (list, tuple)):
+        return [_without_floats(v) for v in value if not isinstance(v, float)]
+    return value
+
 
 class Task(ABC):
     """A model of one architecture family loaded for one task."""
@@ -69,12 +107,16 @@ class Task(ABC):
     suggested_models: ClassVar[tuple[str, ...]] = ()
     extra_files: ClassVar[tuple[str, ...]] = ()  # Hub files needed beyond config and weights
     options: ClassVar[tuple[Option, ...]] = ()
+    # what the results can write with `Result.write_files`, for people ("one mask PNG per
+    # segment"); the CLI offers --output-dir where this is set
+    output_files: ClassVar[str] = ""
     ref: str  # what `load` fetched: a folder or a Hub id; unset on a task built directly
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.folder = Path(folder)
         self.device = device
-        self.dtype = dtype
+        self.dtype = dtype  # the activations' type, which inputs are cast to
+        self.precision = of_dtype(dtype)  # how the model computes; `load` may quantise it
         self.config = read_json(self.folder / "config.json")
 
     @classmethod
@@ -85,16 +127,37 @@ class Task(ABC):
         device: str = "auto",
         dtype: str | None = None,
         hooks: Hooks | None = None,
+        check_precision: bool = False,
     ) -> T:
-        """Fetch `ref` (a folder or a Hub id) and build the task's model on `device`."""
+        """Fetch `ref` (a folder or a Hub id) and build the task's model on `device` in the
+        precision `dtype` (`engine.precision.CHOICES`; None is fp32, "auto" the fastest that
+        agrees with fp32 on the task's check inputs, measured here). With `check_precision`,
+        a precision other than fp32 is compared with fp32 on those inputs too, and
+        `info()` says how the answers compare."""
         hooks = hooks or Hooks()
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype)
+        precision = None if dtype == "auto" else resolve_precision(dtype, torch_device)
         folder = hub.fetch(
             str(ref), cls.extra_files, on_progress=hooks.on_progress, cancel=hooks.cancel
         )
-        task = cls(folder, torch_device, torch_dtype)
+        from engine.tasks import precision_check
+
+        if precision is None:
+            task = precision_check.choose_precision(cls, folder, torch_device, hooks)
+        else:
+            task = cls.build(folder, torch_device, precision)
+            if check_precision:
+                precision_check.compare_with_fp32(task, hooks)
         task.ref = str(ref)
+        return task
+
+    @classmethod
+    def build(cls: type[T], folder: Path, device: torch.device, precision: Precision) -> T:
+        """The task on a checkpoint folder already here, its model computing in `precision`:
+        loaded in the activations' type, then quantised when the precision asks for it."""
+        task = cls(folder, device, precision.dtype)
+        task.precision = precision
+        apply_precision(task.network(), precision)
         return task
 
     @abstractmethod
@@ -102,8 +165,31 @@ class Task(ABC):
         """Map one input to a result."""
 
     def info(self) -> dict[str, Any]:
-        """Facts about the loaded model for people (layers, hidden size, labels, ...)."""
-        return {"model_type": self.config.get("model_type")}
+        """Facts about the loaded model for people (layers, hidden size, labels, ...); a
+        task's own `info()` ends with `**self.runtime_facts()`."""
+        return {"model_type": self.config.get("model_type"), **self.runtime_facts()}
+
+    def runtime_facts(self) -> dict[str, Any]:
+        """Where and how the model computes: the device, the precision (with the number of
+        int8 layers) and, when the precision is not the one asked for, why."""
+        facts: dict[str, Any] = {"device": str(self.device), "precision": self.precision.label()}
+        if self.precision.quantized:
+            facts["int8_linear_layers"] = quantized_layers(self.network())
+        if self.precision.note:
+            facts["precision_note"] = self.precision.note
+        if self.precision.check:
+            facts["checked_against_fp32"] = self.precision.check
+        return facts
+
+    @classmethod
+    def check_inputs(cls) -> list[CheckInput]:
+        """Inputs on which Auto precision compares a faster precision's answers with fp32's:
+        two sentences for text, two photographs for images, the recorded speech for audio
+        (from `SAMPLES`); a task whose input is something else overrides this."""
+        if cls.input_kind == "text":
+            return [(text, {}) for text in _CHECK_SENTENCES]
+        names = {"image": ("cat.jpg", "astronaut.jpg"), "audio": ("speech.wav",)}.get(cls.input_kind, ())
+        return [(SAMPLES / name, {}) for name in names if (SAMPLES / name).is_file()]
 
     def network(self) -> nn.Module:
         """The torch module holding this task's weights; tasks keep it in `self.model`."""
@@ -113,12 +199,12 @@ class Task(ABC):
         return model
 
     def parameter_count(self) -> int:
-        """How many numbers the model learned."""
-        return sum(p.numel() for p in self.network().parameters())
+        """How many numbers the model learned (int8 weights included)."""
+        return sum(t.numel() for t in learned_tensors(self.network()))
 
     def parameter_bytes(self) -> int:
-        """Bytes of the model's parameters and buffers: what the app's model cache counts."""
-        tensors = [*self.network().parameters(), *self.network().buffers()]
+        """Bytes of the model's weights and buffers: what the app's model cache counts."""
+        tensors = [*learned_tensors(self.network()), *self.network().buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @classmethod
@@ -128,6 +214,8 @@ class Task(ABC):
         if cls.input_kind == "text":
             return read_text_argument(value)
         path = Path(value).expanduser()
+        if path.is_dir():
+            raise InputError(f"{value} is a folder, not an {cls.input_kind} file")
         if not path.is_file():
             raise InputError(f"no such file: {value}")
         return path
@@ -135,7 +223,9 @@ class Task(ABC):
     @classmethod
     def resolve_options(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names, wrong types and values outside the choices
-        are `InputError`s."""
+        are `InputError`s. Numbers are taken as they are or from their text ("5"), never from
+        a bool; an int option refuses a float (1.7 is not read as 1) and a float option
+        refuses NaN and infinity."""
         known = {o.name: o for o in cls.options}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -143,11 +233,8 @@ class Task(ABC):
         resolved = {}
         for name, option in known.items():
             value = given.get(name, option.default)
-            if value is not None and option.type is not bool and not isinstance(value, option.type):
-                try:
-                    value = option.type(value)
-                except (TypeError, ValueError):
-                    raise InputError(f"{option.flag} must be a {option.type.__name__}") from None
+            if value is not None:
+                value = _option_value(option, value)
             if option.choices and value is not None and value not in option.choices:
                 choices = ", ".join(map(str, option.choices))
                 raise InputError(f"{option.flag} must be one of {choices}")
@@ -155,19 +242,52 @@ class Task(ABC):
         return resolved
 
 
+_CHECK_SENTENCES = (
+    "The film was a quiet delight: clever, warm and beautifully acted.",
+    "Ada Lovelace wrote the first program for Charles Babbage's engine in London in 1843.",
+)
+
+
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _option_value(option: Option, value: Any) -> Any:
+    """`value` as `option.type`, or an `InputError` that names the flag."""
+    wanted = option.type
+    problem = f"{option.flag} must be {_KINDS.get(wanted, wanted.__name__)}, not {value!r}"
+    if wanted is bool:
+        if not isinstance(value, bool):
+            raise InputError(problem)
+        return value
+    if wanted in (int, float):
+        kind = numbers.Integral if wanted is int else numbers.Real  # numpy's numbers included
+        if isinstance(value, bool) or not isinstance(value, (kind, str)):
+            raise InputError(problem)
+        number: Any = value.strip() if isinstance(value, str) else value
+        try:
+            value = wanted(number)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(problem) from None
+        if wanted is float and not math.isfinite(value):
+            raise InputError(f"{option.flag} must be a finite number, not {value!r}")
+        return value
+    if not isinstance(value, wanted):
+        try:
+            return wanted(value)
+        except (TypeError, ValueError):
+            raise InputError(problem) from None
+    return value
+
+
 def read_text_argument(value: str) -> str:
+    """The CLI's text INPUT: the text itself, `@path` for a file's text, `-` for stdin; files
+    and stdin are read as UTF-8 up to `engine.text.MAX_TEXT_BYTES`."""
     import sys
 
     if value == "-":
-        return sys.stdin.read()
+        return read_text_stream(sys.stdin.buffer, "the standard input")
     if value.startswith("@"):
-        path = Path(value[1:]).expanduser()
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"no such file: {path}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not UTF-8 text") from None
+        return read_text_file(value[1:])
     return value
 
 
@@ -201,15 +321,41 @@ class Family:
         )
 
 
+#: How transformers names a checkpoint trained with each head: the endings of the class names
+#: in config.json's `architectures` (Wav2Vec2's CTC head was called ForMaskedLM at first).
+TRAINED_AS: dict[str, tuple[str, ...]] = {
+    "sequence-classification": ("ForSequenceClassification",),
+    "token-classification": ("ForTokenClassification",),
+    "question-answering": ("ForQuestionAnswering",),
+    "image-classification": ("ForImageClassification",),
+    "object-detection": ("ForObjectDetection",),
+    "ctc": ("ForCTC", "ForMaskedLM"),
+    "audio-classification": ("ForSequenceClassification",),
+}
+
+
 def find_family(config: dict[str, Any], families: Mapping[str, Family], head: str, task: str) -> Family:
-    """The family of this checkpoint's `model_type`, when it has `head`; else a clear error
-    that names the model types `task` can run."""
+    """The family of this checkpoint's `model_type`, when it has `head` and the checkpoint was
+    trained with that head; else a clear error that names what the checkpoint is and what
+    `task` can run.
+
+    A checkpoint trained for another task can have exactly the weights this head expects (a
+    BERT token classifier loads a sentence classifier's file once the pooler is dropped), so
+    config.json's `architectures`, when present, must name a class with the head."""
     supported = {name: family for name, family in families.items() if head in family.heads}
     model_type = config.get("model_type")
-    if model_type in supported:
-        return supported[model_type]
-    arch = ", ".join(config.get("architectures") or []) or "unknown architecture"
-    raise CheckpointError(
-        f"this checkpoint is a {model_type or 'model of unknown type'} ({arch}); "
-        f"{task} here needs one of: {', '.join(sorted(supported))}"
-    )
+    architectures = config.get("architectures") or []
+    architectures = [str(a) for a in (architectures if isinstance(architectures, list) else [architectures])]
+    if not isinstance(model_type, str) or model_type not in supported:
+        raise CheckpointError(
+            f"this checkpoint is a {model_type or 'model of unknown type'} "
+            f"({', '.join(architectures) or 'unknown architecture'}); "
+            f"{task} here needs one of: {', '.join(sorted(supported))}"
+        )
+    wanted = TRAINED_AS.get(head, ())
+    if wanted and architectures and not any(a.endswith(wanted) for a in architectures):
+        raise CheckpointError(
+            f"this checkpoint is a {', '.join(architectures)}; {task} needs a model trained with its "
+            f"head (a class name ending in {' or '.join(wanted)})"
+        )
+    return supported[model_type]

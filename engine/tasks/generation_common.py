@@ -28,7 +28,7 @@ from engine.generation.settings import KEYS, GenerationSettings, early_stopping,
 from engine.generation.stream import StreamedText, TextStream
 from engine.models import bart, gpt2, t5
 from engine.runtime import check_cancel
-from engine.tasks.base import Family, Hooks, Option, Result, Task, find_family
+from engine.tasks.base import CheckInput, Family, Hooks, Option, Result, Task, find_family
 from engine.tasks.text_common import check_text
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
@@ -134,7 +134,13 @@ class GenerationTask(Task):
         }
         facts.update(self.family.describe(self.model_config))
         facts["parameters"] = self.parameter_count()
-        return facts
+        return {**facts, **self.runtime_facts()}
+
+    @classmethod
+    def check_inputs(cls) -> list[CheckInput]:
+        """The sentences, continued for 16 tokens: enough for a precision to change a word,
+        few enough for Auto to stay quick whatever the model's own settings allow."""
+        return [(text, {**options, "max_new_tokens": 16}) for text, options in super().check_inputs()]
 
     # ----------------------------------------------------------------------- settings
 

@@ -13,14 +13,11 @@ from engine import image_device
 from engine.config import id2label
 from engine.errors import CheckpointError, InputError
 from engine.image import ImageSource, load_image
-from engine.image_processing import preprocess, value_table
+from engine.image_processing import preprocess, resample_name, value_table
 from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Option, Task, find_family
 from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function, label_name
 from engine.tasks.vision_common import FAMILIES, read_processor
-
-_FILTER_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
-
 
 @dataclass
 class ImageClassificationResult(ScoredLabels):
@@ -56,7 +53,7 @@ class ImageClassification(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.family = find_family(self.config, FAMILIES, self.name, self.name)
+        self.family = find_family(self.config, FAMILIES, self.name, self.title.lower())
         self.model_config = self.family.config(self.config)
         self.labels = id2label(self.config)
         self.processor = read_processor(self.folder, self.family)
@@ -117,7 +114,6 @@ class ImageClassification(Task):
             **self.family.describe(self.model_config),
             "labels": self.model_config.num_labels,
             "parameters": self.parameter_count(),
-            "preprocessing": f"{resize}, {_FILTER_NAMES[processor.resample]}",
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "preprocessing": f"{resize}, {resample_name(processor.resample)}",
+            **self.runtime_facts(),
         }

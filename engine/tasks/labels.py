@@ -30,6 +30,10 @@ class ScoredLabels(Result):
     def to_json(self) -> list[dict[str, Any]]:
         return [dict(entry) for entry in self.labels]
 
+    def gist(self) -> Any:
+        """The top label: the order of the unlikely ones below it may shift with precision."""
+        return self.labels[0]["label"] if self.labels else None
+
 
 def label_name(labels: Mapping[int, str], index: int) -> str:
     """The name of label `index`; unnamed labels are called as transformers calls them."""

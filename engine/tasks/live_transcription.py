@@ -62,13 +62,14 @@ class LiveTranscriber:
         self.vocabulary = task.vocabulary
         self.chunk_length_s = chunk_length_s
         self.stride_length_s = stride_length_s
-        sizes = chunk_sizes(chunk_length_s, stride_length_s, task.rate, self.model.config.samples_per_frame)
+        config = self.model.config
+        sizes = chunk_sizes(chunk_length_s, stride_length_s, task.rate, config.samples_per_frame, config.shortest_input)
         self._chunker = StridedChunker(*sizes)
         self._resampler = audio.StreamResampler(sample_rate or task.rate, task.rate)
         self._partial_every = max(1, int(partial_every_s * task.rate))
         self._since_partial = 0
         step = self.model.config.samples_per_frame
-        window = max(self.model.config.receptive_field, int(partial_window_s * task.rate))
+        window = max(self.model.config.shortest_input, int(partial_window_s * task.rate))
         self._partial_window = window // step * step
         self._context_frames = min(task.rate, window // 2) // step  # 1 s, or half a short window
         self._final = FrameIds()
@@ -189,7 +190,7 @@ class LiveTranscriber:
         # window starts fall on frame edges (window-grid starts do too), so frames line up
         window_start = max(start, (end - self._partial_window) // step * step)
         window = pending[window_start - start :]
-        if len(window) < self.model.config.receptive_field:
+        if len(window) < self.model.config.shortest_input:
             return
         ids = self.model(window).argmax(-1).cpu().numpy().astype(np.int32)
         self.partial_decodes += 1

@@ -63,6 +63,10 @@ class Detections(Result):
     def to_json(self) -> list[dict[str, Any]]:
         return [d.to_json() for d in self.detections]
 
+    def gist(self) -> Any:
+        """Which objects were found, as labels: boxes may move by a pixel with precision."""
+        return sorted(d.label for d in self.detections)
+
 
 # --------------------------------------------------------------------------- pre-processing
 
@@ -144,7 +148,7 @@ class ObjectDetection(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.family = find_family(self.config, FAMILIES, self.name, self.name)
+        self.family = find_family(self.config, FAMILIES, self.name, self.title.lower())
         self.model_config = self.family.config(self.config)
         model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
         if not isinstance(model, DetrForObjectDetection):  # vision_common's only detection head
@@ -166,6 +170,7 @@ class ObjectDetection(Task):
             "parameters": self.parameter_count(),
             "input_size": _describe_size(self.processor.size),
             "labels": [self.label(i) for i in sorted(self.labels)],
+            **self.runtime_facts(),
         }
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Detections:

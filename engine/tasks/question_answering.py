@@ -17,7 +17,7 @@ from tokenizers import Encoding
 
 from engine.errors import InputError
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.base import CheckInput, Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
 
 # Logit given to tokens that cannot be in the answer (the question, special tokens): far below
@@ -109,6 +109,15 @@ class QuestionAnswering(TextTask):
         if no_answer:
             warnings.append("the most likely answer is that the text does not answer the question")
         return Answers(found, no_answer, windows=len(windows), warnings=warnings)
+
+    @classmethod
+    def check_inputs(cls) -> list[CheckInput]:
+        context = (
+            "Ada Lovelace was an English mathematician. In 1843 she published the first "
+            "algorithm intended for Charles Babbage's Analytical Engine, which was never built."
+        )
+        questions = ("Who published the first algorithm?", "When was the algorithm published?")
+        return [(context, {"question": question}) for question in questions]
 
     @property
     def cls_id(self) -> int | None:

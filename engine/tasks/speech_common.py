@@ -10,6 +10,7 @@ live transcriber both walk it with `StridedChunker`, so they see exactly the sam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,22 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.audio import check_samples
 from engine.config import from_dict, read_json
-from engine.errors import CheckpointError, InputError
+from engine.errors import InputError
 from engine.models import wav2vec2
 from engine.tasks.base import Family, Task, find_family
 
 AudioInput = str | Path | np.ndarray
 
 _HEADS = {"ctc": wav2vec2.Wav2Vec2ForCTC, "audio-classification": wav2vec2.Wav2Vec2ForSequenceClassification}
+_TASK_OF_HEAD = {"ctc": "speech recognition", "audio-classification": "audio classification"}
 FAMILIES: dict[str, Family] = {
     # HuBERT checkpoints differ from Wav2Vec2 only in pre-training: same modules, same keys
     name: Family(title, wav2vec2.Wav2Vec2Config.from_json, _HEADS, wav2vec2.adapt, wav2vec2.describe)
     for name, title in (("wav2vec2", "Wav2Vec2"), ("hubert", "HuBERT"))
 }
-# the class-name endings of checkpoints trained with each head; the CTC head was called
-# ForMaskedLM in the first Wav2Vec2 releases (same keys)
-_TRAINED_AS = {"ctc": ("ForCTC", "ForMaskedLM"), "audio-classification": ("ForSequenceClassification",)}
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,17 @@ class FeatureSettings:
     Its `return_attention_mask` is not read: clips go through the model one at a time and
     unpadded, where a mask of ones would change nothing."""
 
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({"sampling_rate"})
+
     sampling_rate: int = 16_000
     do_normalize: bool = True
 
 
 def feature_settings(folder: Path) -> FeatureSettings:
     path = Path(folder) / "preprocessor_config.json"
-    return from_dict(FeatureSettings, read_json(path)) if path.is_file() else FeatureSettings()
+    if not path.is_file():
+        return FeatureSettings()
+    return from_dict(FeatureSettings, read_json(path), source=path.name)
 
 
 def load_speech_model(
@@ -57,14 +61,8 @@ def load_speech_model(
 ) -> tuple[nn.Module, wav2vec2.Wav2Vec2Config]:
     """The checkpoint in `folder` built with `head` ("ctc" or "audio-classification")."""
     data = read_json(Path(folder) / "config.json")
-    family = find_family(data, FAMILIES, head, "this task")
+    family = find_family(data, FAMILIES, head, _TASK_OF_HEAD[head])
     config = family.config(data)
-    wanted = _TRAINED_AS[head]
-    architectures = data.get("architectures") or []
-    if architectures and not any(a.endswith(wanted) for a in architectures):
-        raise CheckpointError(
-            f"this checkpoint is a {', '.join(architectures)}, without the {wanted[0][3:]} head this task needs"
-        )
     return family.load(head, folder, config, device, dtype), config
 
 
@@ -80,7 +78,8 @@ def normalize(samples: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 def as_samples(value: Any) -> np.ndarray:
     """A 1-D float32 array from what a caller hands a task; anything else is an `InputError`."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()  # numpy has no bfloat16
     if not isinstance(value, np.ndarray):
         raise InputError(f"expected an audio file or an array of samples, got {type(value).__name__}")
     if value.ndim != 1:
@@ -89,10 +88,7 @@ def as_samples(value: Any) -> np.ndarray:
         raise InputError(f"audio samples must be numbers, got {value.dtype}")
     if len(value) == 0:
         raise InputError("the audio holds no samples")
-    value = value.astype(np.float32, copy=False)
-    if not np.isfinite(value).all():
-        raise InputError("the audio contains samples that are not numbers (NaN or infinity)")
-    return value
+    return check_samples(value).astype(np.float32, copy=False)  # checked first: 1e300 is inf in float32
 
 
 class SpeechModel:
@@ -110,7 +106,7 @@ class SpeechModel:
         return self.features.sampling_rate
 
     def check_length(self, n: int) -> None:
-        need = self.config.receptive_field
+        need = self.config.shortest_input
         if n < need:
             raise InputError(
                 f"the audio is too short ({n} samples): the model needs at least {need} "
@@ -156,7 +152,7 @@ class SpeechTask(Task):
         return self.model.module
 
     def info(self) -> dict[str, Any]:
-        return {**self.model.describe(), "parameters": self.parameter_count()}
+        return {**self.model.describe(), "parameters": self.parameter_count(), **self.runtime_facts()}
 
 
 # ---- the strided chunk grid -----------------------------------------------------------------
@@ -175,12 +171,19 @@ class Chunk:
 
 
 def chunk_sizes(
-    chunk_length_s: float, stride_length_s: float | None, rate: int, samples_per_frame: int
+    chunk_length_s: float,
+    stride_length_s: float | None,
+    rate: int,
+    samples_per_frame: int,
+    shortest_input: int = 1,
 ) -> tuple[int, int, int]:
     """(chunk, left, right) in samples, rounded to whole frames as the pipeline rounds them;
-    the stride defaults to a sixth of the chunk on each side."""
+    the stride defaults to a sixth of the chunk on each side. A chunk must hold at least the
+    model's `shortest_input` (its receptive field: the samples that make one frame)."""
     if stride_length_s is None:
         stride_length_s = chunk_length_s / 6
+    if not (math.isfinite(chunk_length_s) and math.isfinite(stride_length_s)):
+        raise InputError("chunk and stride lengths must be finite numbers of seconds")
     if chunk_length_s < 0 or stride_length_s < 0:
         raise InputError("chunk and stride lengths must not be negative")
 
@@ -188,9 +191,17 @@ def chunk_sizes(
         return int(round(seconds * rate / samples_per_frame) * samples_per_frame)
 
     chunk, stride = to_samples(chunk_length_s), to_samples(stride_length_s)
+    if chunk < shortest_input:
+        shortest = math.ceil(shortest_input / samples_per_frame) * samples_per_frame / rate
+        raise InputError(
+            f"a chunk of {chunk_length_s:g} s is shorter than the model's smallest window: one frame "
+            f"takes {1000 * shortest_input / rate:g} ms of audio (its receptive field) and chunks are "
+            f"whole {1000 * samples_per_frame / rate:g} ms frames, so use at least {shortest:g} s "
+            "(or 0 for one pass over everything)"
+        )
     if chunk <= 2 * stride:
         raise InputError(
-            f"the chunk ({chunk_length_s} s) must be longer than twice the stride ({stride_length_s} s)"
+            f"the chunk ({chunk_length_s:g} s) must be longer than twice the stride ({stride_length_s:g} s)"
         )
     return chunk, stride, stride
 
@@ -277,7 +288,7 @@ def kept_frames(n_samples: int, left: int, right: int, samples_per_frame: int) -
 
 def chunk_ids(model: SpeechModel, chunk: Chunk) -> np.ndarray:
     """The argmax ids of a window's own frames (its context frames cut off)."""
-    if chunk.start > 0 and len(chunk.samples) < model.config.receptive_field:
+    if chunk.start > 0 and len(chunk.samples) < model.config.shortest_input:
         return np.zeros(0, dtype=np.int32)  # a sliver at the end, too short for one frame
     ids = model(chunk.samples).argmax(-1).cpu().numpy().astype(np.int32)  # 4 bytes per 20 ms kept
     first, end = kept_frames(len(chunk.samples), chunk.left, chunk.right, model.config.samples_per_frame)

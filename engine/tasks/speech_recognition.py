@@ -121,7 +121,8 @@ class SpeechRecognition(SpeechTask):
             ids = self.model(samples).argmax(-1).cpu().numpy()
             report(len(samples) / self.rate)
             return ids, len(samples)
-        sizes = chunk_sizes(chunk_length_s, stride_length_s, self.rate, self.model.config.samples_per_frame)
+        config = self.model.config
+        sizes = chunk_sizes(chunk_length_s, stride_length_s, self.rate, config.samples_per_frame, config.shortest_input)
         chunker = StridedChunker(*sizes)
         collected = FrameIds()
         for chunk in _windows(chunker, blocks):

@@ -11,7 +11,7 @@ import torch
 from tokenizers import Encoding
 
 from engine.config import id2label
-from engine.errors import CheckpointError, InputError
+from engine.errors import InputError
 from engine.models import bert, distilbert
 from engine.runtime import CancelFlag, check_cancel
 from engine.tasks.base import Family, Task, find_family
@@ -24,13 +24,6 @@ FAMILIES: dict[str, Family] = {
     "distilbert": Family(
         "DistilBERT", distilbert.DistilBertConfig.from_json, distilbert.HEADS, distilbert.adapt, distilbert.describe
     ),
-}
-
-# the class-name ending transformers gives a checkpoint trained with each head
-HEAD_CLASS_SUFFIX = {
-    "sequence-classification": "ForSequenceClassification",
-    "token-classification": "ForTokenClassification",
-    "question-answering": "ForQuestionAnswering",
 }
 
 #: How many windows go through the model at once (long inputs are split into windows).
@@ -47,32 +40,18 @@ class TextTask(Task):
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
-        self.family = find_family(self.config, FAMILIES, self.head, self.name)
+        self.family = find_family(self.config, FAMILIES, self.head, self.title.lower())
         self.model_config = self.family.config(self.config)
         self.labels = id2label(self.config)
         num_labels = 2 if self.head == "question-answering" else len(self.labels) or 2
-        try:
-            self.model = self.family.load(self.head, self.folder, self.model_config, device, dtype, num_labels)
-        except CheckpointError as exc:
-            raise self._explain_head_mismatch(exc) from None
+        self.model = self.family.load(self.head, self.folder, self.model_config, device, dtype, num_labels)
         self.tokenizer = load_tokenizer(self.folder)
-        positions = int(self.config.get("max_position_embeddings", 512))
+        positions = self.model_config.max_position_embeddings
         # the tokenizer may allow fewer tokens than the model has positions, never more
         self.max_length = min(tokenizer_settings(self.folder).model_max_length or positions, positions)
         pad_id: int | None = self.tokenizer.token_to_id("[PAD]")
         self.pad_id = 0 if pad_id is None else pad_id
         self.unk_id: int | None = self.tokenizer.token_to_id(getattr(self.tokenizer.model, "unk_token", "[UNK]"))
-
-    def _explain_head_mismatch(self, error: CheckpointError) -> CheckpointError:
-        """A checkpoint trained for another task fails with a list of keys; say which task."""
-        wanted = HEAD_CLASS_SUFFIX[self.head]
-        trained_for = [a for a in self.config.get("architectures") or [] if not a.endswith(wanted)]
-        if not trained_for:
-            return error
-        return CheckpointError(
-            f"this checkpoint is a {trained_for[0]}; {self.title.lower()} needs a model "
-            f"ending in {wanted} ({error})"
-        )
 
     def label(self, index: int) -> str:
         return label_name(self.labels, index)
@@ -87,7 +66,7 @@ class TextTask(Task):
         facts["parameters"] = self.parameter_count()
         if self.head != "question-answering":  # a QA head's two outputs are not labels
             facts["labels"] = [self.label(i) for i in sorted(self.labels)]
-        return facts
+        return {**facts, **self.runtime_facts()}
 
     # ----------------------------------------------------------------------- encoding
 

@@ -52,6 +52,16 @@ class Translation(Seq2SeqTask):
         prefix = self.prefix(params, f"translate {LANGUAGES[source]} to {LANGUAGES[target]}: ")
         return self.generate_from(text, prefix, params, options, hooks or Hooks())
 
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "language_pairs": [f"{s} → {t}" for s, t in self.offered_pairs()]}
+
+    def offered_pairs(self) -> list[tuple[str, str]]:
+        """The pairs config.json's `task_specific_params` names (t5-small: English to German,
+        French and Romanian), or every pair of `LANGUAGES` for a model that names none."""
+        named = [key.split("_") for key in self.config.get("task_specific_params") or {} if key.startswith("translation_")]
+        pairs = [(p[1], p[3]) for p in named if len(p) == 4 and p[1] in LANGUAGES and p[3] in LANGUAGES]
+        return pairs or [(s, t) for s in LANGUAGES for t in LANGUAGES if s != t]
+
     def pair(self, source: str | None, target: str | None) -> tuple[str, str]:
         """The language pair: as given, else the first the model's config.json names, else
         English to German."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import image_processing as processing
-from engine.models import convnext, detr, vit
+from engine.models import convnext, depth_anything, detr, segformer, vit
 from engine.tasks.base import Family
 
 
@@ -18,6 +18,10 @@ class VisionProcessor:
     defaults: dict[str, Any]  # the processor class's own defaults, under preprocessor_config.json
     default_to_square: bool  # how the processor reads a bare int `size`
     uses_crop_pct: bool = False
+    uses_multiples: bool = False  # DPT's keep_aspect_ratio, ensure_multiple_of, size_divisor
+    # the segmentation post-processing the processor offers ("panoptic", "instance",
+    # "semantic"), in the pipeline's order of preference
+    subtasks: tuple[str, ...] = ()
 
 
 _IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -76,6 +80,43 @@ FAMILIES: dict[str, Family] = {
             default_to_square=False,
         ),
     ),
+    "depth_anything": Family(
+        "Depth Anything",
+        depth_anything.DepthAnythingConfig.from_json,
+        {"depth-estimation": depth_anything.DepthAnythingForDepthEstimation},
+        depth_anything.adapt,
+        depth_anything.describe,
+        VisionProcessor(  # DPTImageProcessor's; the Hub files ask for 518, multiples of 14, ImageNet's
+            {
+                "size": {"height": 384, "width": 384},
+                "resample": processing.BICUBIC,
+                "image_mean": _IMAGENET_STANDARD,
+                "image_std": _IMAGENET_STANDARD,
+                "keep_aspect_ratio": False,
+                "ensure_multiple_of": 1,
+                "do_pad": False,
+            },
+            default_to_square=True,
+            uses_multiples=True,
+        ),
+    ),
+    "segformer": Family(
+        "SegFormer",
+        segformer.SegformerConfig.from_json,
+        {"image-segmentation": segformer.SegformerForSemanticSegmentation},
+        segformer.adapt,
+        segformer.describe,
+        VisionProcessor(
+            {
+                "size": {"height": 512, "width": 512},
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_DEFAULT[0],
+                "image_std": _IMAGENET_DEFAULT[1],
+            },
+            default_to_square=True,
+            subtasks=("semantic",),
+        ),
+    ),
 }
 
 
@@ -85,4 +126,8 @@ def read_processor(folder: Any, family: Family) -> processing.ImageProcessorConf
     config = processing.read_processor_config(
         folder, defaults=settings.defaults, default_to_square=settings.default_to_square
     )
-    return config if settings.uses_crop_pct else config.replace(crop_pct=None)
+    if not settings.uses_crop_pct:
+        config = config.replace(crop_pct=None)
+    if not settings.uses_multiples:
+        config = config.replace(keep_aspect_ratio=False, ensure_multiple_of=1, size_divisor=None)
+    return config

@@ -140,7 +140,11 @@ def _no_user_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    """Settings in a temp folder, precision fp32: the tab tests compare what a tab shows with
+    the engine's fp32 answer (the window tests try the other precisions, Auto included)."""
+    kept = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    kept.setValue("runtime/dtype", "fp32")
+    return kept
 
 
 def stop_engine(engine) -> None:

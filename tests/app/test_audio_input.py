@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import soundfile
 
 from app.audio_input import (
     AudioUnavailable,
@@ -22,6 +21,9 @@ from app.audio_input import (
     SoundDeviceBackend,
 )
 from tests.app.tiny_audio import recording
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 
 def test_ring_buffer_returns_everything_in_order_across_the_wrap():
@@ -191,6 +193,13 @@ def test_backend_messages_for_missing_portaudio_package_and_devices():
         SoundDeviceBackend(no_portaudio).input_devices()
     with pytest.raises(AudioUnavailable, match="pip install sounddevice"):
         SoundDeviceBackend(no_package).input_devices()
+
+    def no_shared_library():  # an import that fails inside the package, on a library it loads
+        raise ImportError("libportaudio.so.2: cannot open shared object file: No such file or directory")
+
+    with pytest.raises(AudioUnavailable, match="libportaudio.so.2.*libportaudio2.*Audio files still work") as info:
+        SoundDeviceBackend(no_shared_library).input_devices()
+    assert "pip install" not in str(info.value)
     devices = [
         {"name": "HDMI", "max_input_channels": 0, "default_samplerate": 48000.0},
         {"name": "Built-in mic", "max_input_channels": 2, "default_samplerate": 44100.0},

@@ -49,13 +49,42 @@ def test_device_and_precision_choices_reload_the_model(qtbot, window):
     devices = [window.device_combo.itemData(i) for i in range(window.device_combo.count())]
     assert devices[0] == "auto" and devices[-1] == "cpu"
     assert window.device_combo.itemText(0).startswith("Auto (")
-    assert [window.dtype_combo.itemData(i) for i in range(window.dtype_combo.count())] == ["fp32", "fp16", "bf16"]
-    window.dtype_combo.setCurrentIndex(window.dtype_combo.findData("bf16"))
-    qtbot.waitUntil(lambda: tab.loaded.dtype == "bf16" and not tab.is_busy(), timeout=WAIT_MS)
-    assert window.device_label.text() == "CPU · bf16"
+    choices = [window.dtype_combo.itemData(i) for i in range(window.dtype_combo.count())]
+    assert choices == ["auto", "fp32", "bf16", "fp16", "int8"] and window.dtype_combo.itemText(0) == "Auto"
+    window.dtype_combo.setCurrentIndex(window.dtype_combo.findData("int8"))
+    qtbot.waitUntil(lambda: tab.loaded.dtype == "int8" and not tab.is_busy(), timeout=WAIT_MS)
+    assert window.device_label.text() == "CPU · int8"
+    assert window.device_label.toolTip().startswith("same answers as fp32") or "differ" in window.device_label.toolTip()
+    assert tab.loaded.info["int8_linear_layers"] > 0
     tab.text.setPlainText("a good day in the library")
     run_and_wait(qtbot, tab)
     assert tab.bars.rows()
+
+
+def test_auto_is_the_default_and_the_status_bar_shows_what_it_chose(qtbot, settings, tiny_models):
+    settings.remove("runtime/dtype")  # a first start
+    window = open_window(qtbot, settings, tiny_models)
+    try:
+        assert window.runtime()[1] == "auto" and window.dtype_combo.currentText() == "Auto"
+        tab = shown_tab(qtbot, window, "text-classification")
+        qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
+        chosen = tab.loaded.info["precision"]
+        assert chosen.endswith(" (auto)") and chosen.split()[0] in ("fp32", "bf16", "int8")
+        assert window.device_label.text() == f"CPU · {chosen}"
+        assert "speed against fp32" in window.device_label.toolTip()
+    finally:
+        close_window(window)
+
+
+def test_bf16_without_native_support_shows_the_fallback(qtbot, window, monkeypatch):
+    from engine import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    tab = shown_tab(qtbot, window, "text-classification")
+    window.dtype_combo.setCurrentIndex(window.dtype_combo.findData("bf16"))
+    qtbot.waitUntil(lambda: tab.loaded.spec.dtype == "bf16" and not tab.is_busy(), timeout=WAIT_MS)
+    assert window.device_label.text() == "CPU · fp32 (bf16 unavailable)"
+    assert "no native bf16" in window.device_label.toolTip()
 
 
 def test_shortcuts_are_the_documented_ones(window):

@@ -295,3 +295,21 @@ def test_stop_ends_the_thread_even_with_a_job_running(qtbot, tiny_models, slow_q
     began = time.monotonic()
     stop_engine(engine)
     assert time.monotonic() - began < 5
+
+
+def test_live_jobs_run_on_their_few_threads_and_others_on_all(qtbot, text_engine, tiny_models, monkeypatch):
+    import torch
+
+    from engine import runtime
+
+    monkeypatch.setattr(runtime, "_DEFAULT_THREADS", 8)  # as on an eight-core machine
+    spec = cpu("text-classification", tiny_models["text-classification"])
+
+    def count(live: str | None) -> int:
+        box = [None]
+        with qtbot.waitSignal(text_engine.result, timeout=WAIT_MS, check_params_cb=for_job(box)) as blocker:
+            box[0] = text_engine.call(spec, lambda task, hooks: torch.get_num_threads(), live=live)
+        return blocker.args[1].result
+
+    before = count(None)
+    assert (count("audio"), count("video"), count(None)) == (1, 4, before)

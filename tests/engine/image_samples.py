@@ -98,3 +98,14 @@ def write_huge_png(path: Path, width: int = 20_000, height: int = 20_000) -> Pat
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, greyscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
     return path
+
+
+def transformers_input(path: Path) -> Image.Image | str:
+    """What transformers' loader is given in the parity tests for the picture at `path`: the
+    file itself, or for grey of more than 8 bits (16-bit, 32-bit integer) the 8-bit picture a
+    viewer shows, made here without engine.image: round(v / 257). engine.image scales such
+    files to 8 bits where transformers' loader clips them."""
+    image = Image.open(path)
+    if image.mode not in ("I", "I;16", "I;16B"):
+        return str(path)
+    return Image.fromarray(np.round(np.asarray(image) / 257).astype(np.uint8))

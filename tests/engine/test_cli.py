@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.engine.models.tiny_text import bert_config, distilbert_config, save_model
@@ -88,6 +89,22 @@ def test_question_answering_answer_is_its_span(text_models):
     assert context[out["start"] : out["end"]] == out["answer"]
 
 
+def test_int8_and_auto_give_the_same_shape_and_say_what_ran(text_models):
+    model = str(text_models["squad"])
+    context = "The Analytical Engine was designed by Charles Babbage in London."
+    int8 = run_cli("question-answering", context, "--question", "Who?", "--model", model, "--dtype", "int8")
+    auto = run_cli("question-answering", context, "--question", "Who?", "--model", model, "--dtype", "auto")
+    assert int8.returncode == auto.returncode == 0, int8.stderr + auto.stderr
+    assert set(json.loads(int8.stdout)) == set(json.loads(auto.stdout)) >= {"answer", "score", "start", "end"}
+    assert "note:" not in int8.stderr
+    assert auto.stderr.startswith("note: ") and "(auto): " in auto.stderr and "speed against fp32" in auto.stderr
+
+
+def test_unknown_precision_is_a_usage_error(text_models):
+    done = run_cli("text-classification", "hi", "--model", str(text_models["sst"]), "--dtype", "fp8")
+    assert done.returncode == 2 and "--dtype" in done.stderr and "int8" in done.stderr
+
+
 def test_bad_input_is_one_line_and_exit_2(text_models):
     done = run_cli("text-classification", "   ", "--model", str(text_models["sst"]))
     assert done.returncode == 2
@@ -154,6 +171,92 @@ def test_translation_under_the_pipelines_names(tmp_path):
     named = run_json("translation_en_to_fr", text, "--model", str(tmp_path), "--max-new-tokens", "6")
     flags = run_json("translation", text, "--src-lang", "en", "--tgt-lang", "fr", "--model", str(tmp_path), "--max-new-tokens", "6")
     assert named == flags and len(named) == 1 and set(named[0]) == {"translation_text"}
+
+
+# --- depth estimation: what the numbers are, in three fields ---
+
+
+def test_depth_estimation_prints_kind_min_and_max(tmp_path):
+    from PIL import Image
+    from transformers import DPTImageProcessorPil
+
+    from tests.engine.image_samples import photo
+    from tests.engine.models.tiny_depth_anything import save_tiny_depth_anything
+
+    save_tiny_depth_anything(tmp_path, depth_estimation_type="metric", max_depth=20)
+    DPTImageProcessorPil(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=7,
+                         resample=3).save_pretrained(tmp_path)
+    Image.fromarray(photo(61, 97)).save(tmp_path / "photo.png")
+    out = run_json("depth-estimation", str(tmp_path / "photo.png"), "--model", str(tmp_path))
+    assert set(out) == {"kind", "min", "max"} and out["kind"] == "metric"
+    assert 0 < out["min"] < out["max"]
+    written = run_json("depth-estimation", str(tmp_path / "photo.png"), "--model", str(tmp_path),
+                       "--output-dir", str(tmp_path / "out"))
+    assert written == {**out, "predicted_depth": str(tmp_path / "out" / "photo-depth.npy"),
+                       "depth": str(tmp_path / "out" / "photo-depth.png")}
+    assert np.load(written["predicted_depth"]).shape == (61, 97)
+
+
+# --- a task whose results write files: image segmentation with --output-dir ---
+
+
+@pytest.fixture(scope="module")
+def segmentation_model(tmp_path_factory):
+    from tests.engine.models.tiny_segformer import save_tiny_segformer
+
+    folder = tmp_path_factory.mktemp("segformer")
+    save_tiny_segformer(folder, seed=1, processor={"size": {"height": 64, "width": 64}})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photo_file(tmp_path_factory):
+    from PIL import Image
+
+    from tests.engine.image_samples import photo
+
+    path = tmp_path_factory.mktemp("photos") / "street.jpg"
+    Image.fromarray(photo(240, 320)).save(path)
+    return path
+
+
+def test_image_segmentation_prints_segments_without_masks(segmentation_model, photo_file):
+    out = run_json("image-segmentation", str(photo_file), "--model", str(segmentation_model))
+    assert out and all(set(entry) == {"score", "label", "area", "bbox"} for entry in out)
+    assert all(entry["score"] is None for entry in out)
+    assert sum(entry["area"] for entry in out) == 320 * 240
+
+
+def test_output_dir_writes_one_mask_per_segment(segmentation_model, photo_file, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "masks"  # made by the CLI
+    out = run_json("image-segmentation", str(photo_file), str(photo_file), "--subtask", "semantic",
+                   "--model", str(segmentation_model), "--output-dir", str(folder))
+    first, second = out  # two inputs: a list per input, the files kept apart
+    assert len(first) == len(second) and len({e["mask"] for e in first + second}) == 2 * len(first)
+    for entry in first:
+        assert entry["mask"].startswith(str(folder / "street-")) and entry["mask"].endswith(".png")
+        with Image.open(entry["mask"]) as mask:
+            pixels = np.asarray(mask)
+            assert mask.mode == "L" and mask.size == (320, 240)
+            assert set(np.unique(pixels)) <= {0, 255} and int((pixels == 255).sum()) == entry["area"]
+            assert list(mask.getbbox()) == entry["bbox"]
+    assert all(e["mask"].startswith(str(folder / "street-2-")) for e in second)
+
+
+def test_output_dir_is_offered_only_where_results_write_files():
+    assert "--output-dir DIR" in run_cli("image-segmentation", "--help").stdout
+    assert "--output-dir" not in run_cli("image-classification", "--help").stdout
+    done = run_cli("text-classification", "hello", "--output-dir", "x")
+    assert done.returncode == 2 and "--output-dir" in done.stderr
+
+
+def test_a_subtask_the_checkpoint_lacks_is_refused(segmentation_model, photo_file):
+    done = run_cli("image-segmentation", str(photo_file), "--subtask", "panoptic",
+                   "--model", str(segmentation_model), "--device", "cpu")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "semantic segmentation only" in done.stderr
 
 
 def test_summarization_prints_the_pipeline_shape(tmp_path):

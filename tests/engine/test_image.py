@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import ConvNextImageProcessorPil, DetrImageProcessorPil, ViTImageProcessorPil
+from transformers import ConvNextImageProcessorPil, DetrImageProcessorPil, DPTImageProcessorPil, ViTImageProcessorPil
+from transformers.models.dpt.image_processing_pil_dpt import get_resize_output_image_size as dpt_output_size
 from transformers.image_transforms import get_resize_output_image_size, get_size_with_aspect_ratio
 from transformers.image_utils import load_image as hf_load_image
 
 from engine import image as img
 from engine import image_processing as processing
 from engine.errors import CheckpointError, InputError
-from tests.engine.image_samples import SAMPLE_FILES, photo, write_huge_png, write_samples
+from tests.engine.image_samples import SAMPLE_FILES, photo, transformers_input, write_huge_png, write_samples
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -42,7 +43,20 @@ PROCESSORS = {
          "do_resize": True, "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "max_size": 1333, "size": 800},
         False,
     ),
+    "dpt-hub": (  # depth-anything/Depth-Anything-V2-*-hf
+        DPTImageProcessorPil,
+        {"image_processor_type": "DPTImageProcessor", "do_normalize": True, "do_pad": False, "do_rescale": True,
+         "do_resize": True, "ensure_multiple_of": 14, "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD,
+         "keep_aspect_ratio": True, "resample": 3, "rescale_factor": 0.00392156862745098,
+         "size": {"height": 518, "width": 518}, "size_divisor": None},
+        True,
+    ),
     # Other variants real checkpoints use.
+    "dpt-warp-in-multiples": (
+        DPTImageProcessorPil,
+        {"size": 384, "ensure_multiple_of": 32, "keep_aspect_ratio": False, "resample": 2},
+        True,
+    ),
     "convnext-384-warp": (
         ConvNextImageProcessorPil,
         {"crop_pct": 0.875, "resample": 3, "size": {"shortest_edge": 384}, "image_mean": IMAGENET_MEAN,
@@ -73,7 +87,7 @@ PROCESSORS = {
         True,
     ),
 }
-EVERY_FILE_PROCESSORS = ("vit-hub", "convnext-hub", "detr-hub")
+EVERY_FILE_PROCESSORS = ("vit-hub", "convnext-hub", "detr-hub", "dpt-hub")
 SOME_FILES = ("rgb_640x480.jpg", "rgba_480x640.png", "exif_rotated_480x640.jpg", "one_pixel.png")
 
 
@@ -103,12 +117,51 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
 # --- loading -----------------------------------------------------------------------------------
 
 
+DEEP_FILES = ("grey16_600x400.png", "grey32_600x400.tif")  # see `transformers_input`
+
+
 @pytest.mark.parametrize("name", SAMPLE_FILES)
 def test_load_image_gives_the_pixels_transformers_loader_gives(samples, name):
-    expected = rgb_pixels(hf_load_image(str(samples[name])))
+    expected = rgb_pixels(hf_load_image(transformers_input(samples[name])))
     np.testing.assert_array_equal(rgb_pixels(img.load_image(samples[name])), expected)
     np.testing.assert_array_equal(rgb_pixels(img.load_image(samples[name].read_bytes())), expected)
     np.testing.assert_array_equal(rgb_pixels(img.load_image(str(samples[name]))), expected)
+
+
+@pytest.mark.parametrize("name", DEEP_FILES)
+def test_deep_grey_is_scaled_to_8_bits_not_clipped_as_transformers_does(samples, name):
+    clipped = rgb_pixels(hf_load_image(str(samples[name])))
+    assert clipped.mean() > 250  # transformers: the photo is lost in white
+    notes: list[str] = []
+    ours = rgb_pixels(img.load_image(samples[name], notes=notes))
+    photo_8_bit = photo(400, 600, seed=5).mean(axis=-1)  # what the sample was widened from
+    assert np.abs(ours[..., 0] - photo_8_bit).max() <= 1
+    assert notes == [f"{name} has 16-bit values; they were scaled to 8 bits (0..65535 to 0..255) as an image viewer shows it"]
+
+
+@pytest.mark.parametrize("mode, dtype", [("I;16", "<u2"), ("I;16B", ">u2"), ("I", "=i4")])
+def test_16_bit_scaling_undoes_the_8_to_16_bit_widening_exactly(mode, dtype):
+    levels = np.arange(256).reshape(16, 16)
+    wide = Image.frombytes(mode, (16, 16), (levels * 257).astype(dtype).tobytes())
+    np.testing.assert_array_equal(rgb_pixels(img.load_image(wide))[..., 1], levels)
+
+
+def test_float_pictures_are_scaled_by_their_range(tmp_path):
+    unit = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    path = tmp_path / "unit.tif"
+    Image.fromarray(unit).save(path)
+    notes: list[str] = []
+    np.testing.assert_array_equal(rgb_pixels(img.load_image(path, notes=notes))[..., 0], np.round(unit * 255))
+    assert "floating-point values from 0 to 1" in notes[0]
+    assert hf_load_image(str(path)).getextrema() == ((0, 1),) * 3  # transformers: all but black
+    # other ranges (and 32-bit integers beyond 16 bits) are stretched from their minimum to
+    # their maximum; values that are not numbers become black
+    wide = np.array([[-2.0, 0.0, 6.0, np.nan]], dtype=np.float32)
+    assert rgb_pixels(img.load_image(Image.fromarray(wide)))[0, :, 0].tolist() == [0, 64, 255, 0]
+    big = np.array([[-100, 0, 100_000]], dtype=np.int32)
+    assert rgb_pixels(img.load_image(Image.fromarray(big)))[0, :, 0].tolist() == [0, 0, 255]
+    with pytest.raises(InputError, match="no pixel values that are numbers"):
+        img.load_image(Image.fromarray(np.full((2, 2), np.nan, np.float32)))
 
 
 def test_exif_orientation_is_applied_and_the_callers_image_is_left_alone(samples):
@@ -252,7 +305,7 @@ def test_a_large_png_is_refused_before_decoding(samples):
 
 def assert_same_pixel_values(path: Path, processors, name: str) -> None:
     theirs, ours = processors[name]
-    expected = theirs(hf_load_image(str(path)), return_tensors="pt")["pixel_values"]
+    expected = theirs(hf_load_image(transformers_input(path)), return_tensors="pt")["pixel_values"]
     got = processing.preprocess(img.load_image(path), ours)
     assert got.dtype == torch.float32 and got.shape == expected.shape
     torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-6)
@@ -278,6 +331,9 @@ def test_hub_configs_read_as_their_processors_read_them(processors):
     detr = processors["detr-hub"][1]
     assert detr.size == processing.Size(shortest_edge=800, longest_edge=1333)
     assert detr.resample == processing.BILINEAR and detr.image_mean == tuple(IMAGENET_MEAN)
+    dpt = processors["dpt-hub"][1]
+    assert dpt.size == processing.Size(height=518, width=518) and dpt.resample == processing.BICUBIC
+    assert (dpt.keep_aspect_ratio, dpt.ensure_multiple_of, dpt.size_divisor, dpt.do_pad) == (True, 14, None, False)
 
 
 def test_config_variants_and_defaults(tmp_path):
@@ -304,6 +360,8 @@ def test_config_variants_and_defaults(tmp_path):
         ({"resample": 9}, "unknown resample"),
         ({"image_mean": [0.5, 0.5]}, "one number or three"),
         ({"do_center_crop": True}, "without a crop_size"),
+        ({"ensure_multiple_of": 0}, "positive whole number"),
+        ({"size_divisor": 2.5}, "positive whole number"),
     ],
 )
 def test_unusable_configs_are_checkpoint_errors(data, message):
@@ -344,12 +402,18 @@ SIZES = [(1, 1), (1, 3000), (17, 3000), (480, 640), (640, 480), (800, 800), (799
          (3000, 17), (4032, 3024), (2, 5000), (1333, 800), (600, 1999)]
 
 
+def at_least_one_pixel(size) -> tuple[int, int]:
+    """transformers' size, except that a side it makes 0 (a 1×3000 picture capped at 1333
+    long) is 1 here: no resize can make a side of 0, so transformers fails there."""
+    return tuple(max(1, side) for side in size)
+
+
 @pytest.mark.parametrize("longest", [None, 1333, 1000])
 @pytest.mark.parametrize("shortest", [800, 224, 1])
 def test_detr_size_rule_matches_transformers(shortest, longest):
     for height, width in SIZES:
-        expected = get_size_with_aspect_ratio((height, width), shortest, longest)
-        assert processing.size_with_aspect_ratio(height, width, shortest, longest) == tuple(expected), (height, width)
+        expected = at_least_one_pixel(get_size_with_aspect_ratio((height, width), shortest, longest))
+        assert processing.size_with_aspect_ratio(height, width, shortest, longest) == expected, (height, width)
 
 
 @pytest.mark.parametrize("max_size", [None, 1333])
@@ -360,4 +424,23 @@ def test_short_side_rule_matches_transformers(shortest, max_size):
             np.zeros((height, width, 3)), shortest, default_to_square=False, max_size=max_size,
             input_data_format="channels_last",
         )
-        assert processing.short_side_size(height, width, shortest, max_size) == tuple(expected), (height, width)
+        assert processing.short_side_size(height, width, shortest, max_size) == at_least_one_pixel(expected), (height, width)
+
+
+@pytest.mark.parametrize("keep_aspect_ratio", [True, False])
+@pytest.mark.parametrize("target, multiple", [((518, 518), 14), ((384, 384), 32), ((384, 512), 1), ((256, 320), 7)])
+def test_dpt_size_rule_matches_transformers(target, multiple, keep_aspect_ratio):
+    for height, width in SIZES:
+        expected = dpt_output_size(np.zeros((3, height, width)), target, keep_aspect_ratio, multiple)
+        if not expected.height or not expected.width:  # transformers then fails to resize
+            with pytest.raises(InputError, match="too narrow"):
+                processing.multiple_of_size(height, width, *target, keep_aspect_ratio, multiple)
+            continue
+        got = processing.multiple_of_size(height, width, *target, keep_aspect_ratio, multiple)
+        assert got == (expected.height, expected.width), (height, width)
+
+
+def test_dpt_rule_needs_a_size_with_height_and_width():
+    config = processing.ImageProcessorConfig(size=processing.Size(shortest_edge=518), ensure_multiple_of=14)
+    with pytest.raises(CheckpointError, match="need a size with height and width"):
+        processing.preprocess(Image.new("RGB", (40, 40)), config)

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import soundfile
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 from PySide6.QtTest import QTest
@@ -24,6 +23,9 @@ from app.audio_input import FileBackend, FileInputStream, SoundDeviceBackend
 from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S
 from tests.app.conftest import close_window, open_window
 from tests.app.tiny_audio import AUDIO_TASKS, build_audio_models, noise_file, recording
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 WAIT_MS = 60_000
 SPEED = 8.0  # recordings play eight times faster than a microphone would deliver them

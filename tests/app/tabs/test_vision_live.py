@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 from PySide6.QtGui import QImage
@@ -14,6 +13,7 @@ from app.webcam import StillFrames, camera_problem
 from tests.app.conftest import stop_engine
 from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     WAIT_MS,
+    SlowTask,
     images,
     open_window,
     tab_of,
@@ -37,24 +37,6 @@ class RecordingQueue(app.worker.JobQueue):
             frames = sum(1 for waiting in self._jobs if waiting.key == LIVE_KEY)
             RecordingQueue.most_frames = max(RecordingQueue.most_frames, frames)
             return replaced
-
-
-class SlowTask:
-    """The real task, slowed to well below the synthetic camera's rate."""
-
-    def __init__(self, task, seconds: float) -> None:
-        self.task, self.seconds, self.runs = task, seconds, 0
-
-    def info(self):
-        return self.task.info()
-
-    def parameter_bytes(self) -> int:
-        return self.task.parameter_bytes()
-
-    def run(self, input, **kwargs):
-        self.runs += 1
-        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
-        return self.task.run(input, **kwargs)
 
 
 def test_live_frames_are_dropped_never_queued_when_the_model_is_slower(qtbot, settings, vision_models, monkeypatch):
@@ -119,6 +101,22 @@ def test_the_camera_source_turns_video_frames_into_images(qtbot):
 def test_camera_problem_names_a_missing_qt_multimedia(monkeypatch):
     monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
     assert "Qt Multimedia" in camera_problem()
+
+
+def test_camera_problem_names_a_missing_system_library(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_libpulse(name, *args, **kwargs):  # what a bare Debian without libpulse0 gives
+        if name == "PySide6.QtMultimedia":
+            raise ImportError("libpulse.so.0: cannot open shared object file: No such file or directory")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_libpulse)
+    problem = camera_problem()
+    assert "libpulse.so.0" in problem and "sudo apt install libpulse0" in problem
+    assert "PySide6-Addons" not in problem  # the package is there; the library is not
 
 
 def test_the_overlay_follows_the_video_in_the_frames_own_pixels(qtbot, window):

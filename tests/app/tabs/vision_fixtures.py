@@ -4,6 +4,7 @@ bad, and a main window with the vision tabs on the real engine worker."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
@@ -85,3 +86,22 @@ def hover(widget, point):
     event = QMouseEvent(QEvent.Type.MouseMove, QPointF(point), QPointF(widget.mapToGlobal(point.toPoint())),
                         Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
+
+
+class SlowTask:
+    """The real task, slowed by `seconds` a run (to well below a synthetic camera's rate), and
+    counting its runs."""
+
+    def __init__(self, task, seconds: float) -> None:
+        self.task, self.seconds, self.runs = task, seconds, 0
+
+    def info(self):
+        return self.task.info()
+
+    def parameter_bytes(self) -> int:
+        return self.task.parameter_bytes()
+
+    def run(self, input, **kwargs):
+        self.runs += 1
+        time.sleep(self.seconds)  # a slow model, not a wait: the test itself never sleeps
+        return self.task.run(input, **kwargs)

@@ -146,11 +146,26 @@ def save_convnext(folder: Path) -> Path:
     return Path(folder)
 
 
+def save_depth_anything(folder: Path, **overrides) -> Path:
+    """A tiny Depth Anything (relative unless `overrides` say metric) with a small DPT processor:
+    56 pixels, sides in multiples of its 7-pixel patches."""
+    from transformers import DPTImageProcessorPil
+
+    from tests.engine.models.tiny_depth_anything import PATCH, save_tiny_depth_anything
+
+    save_tiny_depth_anything(folder, **overrides)
+    DPTImageProcessorPil(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=PATCH,
+                         resample=3, image_mean=[0.485, 0.456, 0.406],
+                         image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+    return Path(folder)
+
+
 def build_vision_models(root: str | Path) -> dict[str, Path]:
     """One folder per vision task under `root`, named by task, plus "convnext"."""
     root = Path(root)
     return {
         "image-classification": save_vit(root / "image-classification"),
         "object-detection": save_detr(root / "object-detection"),
+        "depth-estimation": save_depth_anything(root / "depth-estimation"),
         "convnext": save_convnext(root / "convnext"),
     }

@@ -52,3 +52,21 @@ def test_highlight_marks_python_spans(qtbot):
     spans = [(2, 5, QColor("yellow")), (9, 15, QColor("red")), (20, 25, QColor("blue"))]
     box.highlight(spans)
     assert [s.cursor.selectedText() for s in box.extraSelections()] == ["Ada", "London", "Paris"]
+
+
+def test_a_file_beyond_the_text_bound_is_refused_without_reading_it_whole(qtbot, tmp_path):
+    from engine.text import MAX_TEXT_BYTES
+
+    box = TextInput("")
+    qtbot.addWidget(box)
+    box.setPlainText("keep me")
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as f:
+        f.truncate(MAX_TEXT_BYTES + 1)  # sparse: costs no disk
+    with qtbot.waitSignal(box.file_error) as blocker:
+        drop(box, huge)
+    assert "10 MB" in blocker.args[0]
+    assert box.toPlainText() == "keep me"
+    with qtbot.waitSignal(box.file_error) as blocker:
+        box.load_file(tmp_path)  # the open dialog's path can be anything: here a folder
+    assert "folder" in blocker.args[0]

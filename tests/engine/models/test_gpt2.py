@@ -123,3 +123,16 @@ def test_config_checks_and_describe():
         gpt2.GPT2Config.from_json({**data, "n_head": 5})
     with pytest.raises(CheckpointError, match="activation_function"):
         gpt2.GPT2Config.from_json({**data, "activation_function": "swiglu"})
+
+
+def test_conv1d_as_linear_is_the_same_map_sharing_its_tensors():
+    torch.manual_seed(0)
+    conv = gpt2.Conv1D(8, 12)
+    with torch.no_grad():
+        conv.weight.normal_()
+        conv.bias.normal_()
+    linear = conv.as_linear()
+    x = torch.randn(2, 5, 8)
+    assert isinstance(linear, torch.nn.Linear) and linear.weight.shape == (12, 8)
+    torch.testing.assert_close(linear(x), conv(x))
+    assert linear.weight.data_ptr() == conv.weight.data_ptr()  # a view, not a copy

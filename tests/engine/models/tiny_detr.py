@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from tests.engine.models.random_values import spread_values
+
 
 def save_tiny_detr(
     folder: Path,
@@ -52,23 +54,10 @@ def save_tiny_detr(
 
 
 def randomize(model: torch.nn.Module) -> None:
-    """Give every tensor a spread of values. transformers' DETR init leaves biases and norms
-    at 0 and 1, and weights at std 0.02, so the queries come out nearly identical and a
-    swapped tensor could go unnoticed; frozen batch-norm statistics start at mean 0, var 1."""
+    """Give every tensor a spread of values (`spread_values`): with transformers' DETR init the
+    queries come out nearly identical and a swapped tensor could go unnoticed."""
+    spread_values(model, unit_normal=("query_position_embeddings.weight",))
     with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                tensor.uniform_(0.5, 2.0)
-            elif name.endswith("query_position_embeddings.weight"):
-                tensor.normal_(0.0, 1.0)
-            elif tensor.dim() >= 2:  # linear and conv weights: unit-scale outputs
-                tensor.normal_(0.0, tensor[0].numel() ** -0.5)
-            elif "norm" in name and name.endswith("weight") or ".bn" in name and name.endswith("weight"):
-                tensor.uniform_(0.5, 1.5)
-            else:
-                tensor.normal_(0.0, 0.05)
         # sharp cross-attention makes each query look at its own part of the image, and
         # confident class scores give thresholds and the argmax something to choose
         for layer in model.model.decoder.layers:

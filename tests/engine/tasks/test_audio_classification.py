@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile
 
 from engine import audio
 from engine.errors import CheckpointError, InputError
@@ -14,6 +13,9 @@ from engine.tasks import get
 from engine.tasks.audio_classification import AudioClassification, RollingClassifier
 from tests.engine.models.tiny_wav2vec2 import LABELS, checkpoint, speech_like
 from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

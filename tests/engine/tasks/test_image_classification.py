@@ -125,7 +125,7 @@ def test_multi_label_checkpoints_default_to_sigmoid(tmp_path, samples):
 def test_info_reports_the_real_numbers(checkpoint):
     task, _ = checkpoint
     info = task.info()
-    assert info["labels"] == 7 and info["parameters"] > 0 and info["dtype"] == "float32"
+    assert info["labels"] == 7 and info["parameters"] > 0 and info["precision"] == "fp32"
     if info["model_type"] == "vit":
         assert (info["patch_size"], info["image_size"], info["layers"], info["hidden_size"], info["heads"]) == (
             [8, 8], [32, 32], 2, 32, 4)

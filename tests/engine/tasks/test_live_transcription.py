@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile
 
 from engine import audio
 from engine.errors import InputError
@@ -13,6 +12,9 @@ from engine.tasks.live_transcription import LIVE_CHUNK_S, LIVE_STRIDE_S, LiveTra
 from engine.tasks.speech_recognition import SpeechRecognition
 from tests.engine.models.tiny_wav2vec2 import checkpoint, speech_like
 from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -16,6 +16,7 @@ from engine.errors import Cancelled, InputError
 from engine.tasks import object_detection as od
 from engine.tasks.vision_common import FAMILIES
 from engine.tasks.base import Hooks
+from tests.engine.image_samples import transformers_input
 from tests.engine.models.tiny_detr import save_tiny_detr
 
 
@@ -92,7 +93,7 @@ def test_preprocessing_equals_detr_processor_one_image_at_a_time(image_files, ta
 
     processor = theirs_processor()
     for path in image_files:
-        expected = processor(images=[load_image(str(path))], return_tensors="pt")
+        expected = processor(images=[load_image(transformers_input(path))], return_tensors="pt")
         pixels, mask = od.preprocess([imaging.load_image(path)], task.processor)
         assert pixels.shape == expected["pixel_values"].shape, path.name
         torch.testing.assert_close(pixels, expected["pixel_values"], rtol=0, atol=0, msg=path.name)

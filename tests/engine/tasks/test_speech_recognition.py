@@ -10,7 +10,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import soundfile
 
 from engine import audio
 from engine.errors import Cancelled, InputError
@@ -19,6 +18,9 @@ from engine.tasks.base import Hooks
 from engine.tasks.speech_recognition import SpeechRecognition
 from tests.engine.models.tiny_wav2vec2 import checkpoint, speech_like
 from tests.engine.models.tiny_wav2vec2 import single_thread  # noqa: F401 (a fixture, used below)
+from tests.optional import import_or_skip
+
+soundfile = import_or_skip("soundfile")  # libsndfile: bundled in its wheels, a system library elsewhere
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
