@@ -287,12 +287,13 @@ def main() -> None:
         if not args.no_memory:
             peaks = {side: memory(side, case) for side in SIDES}
             _row("  peak RSS of the process (MB)", peaks["engine"]["peak_mb"], peaks["transformers"]["peak_mb"])
-            _row("  added by one generation (MB)", peaks["engine"]["added_mb"], peaks["transformers"]["added_mb"])
+            # a few MB either way: no ratio of such small numbers
+            _row("  added by one generation (MB)", peaks["engine"]["added_mb"], peaks["transformers"]["added_mb"], ratio=False)
 
 
-def _row(name: str, ours: float, theirs: float, target: str = "") -> None:
-    ratio = f"{ours / theirs:6.2f}x" if min(abs(ours), abs(theirs)) >= 1 else "      -"  # not of near-zero numbers
-    print(f"{name:48} {ours:10.2f} {theirs:13.2f} {ratio}  {target}")
+def _row(name: str, ours: float, theirs: float, target: str = "", ratio: bool = True) -> None:
+    shown = f"{ours / theirs:6.2f}x" if ratio else "      -"
+    print(f"{name:48} {ours:10.2f} {theirs:13.2f} {shown}  {target}")
 
 
 if __name__ == "__main__":
