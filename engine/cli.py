@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output-dir", type=Path, default=None, metavar="DIR",
                            help=f"write {task.output_files} into DIR and add their paths to the JSON")
         for option in task.options:
-            if option.type is bool and option.default is False:
+            if option.name == "explain":  # the internals go to files: --explain DIR
+                p.add_argument("--explain", type=Path, default=None, metavar="DIR", dest="explain_dir",
+                               help="keep the model's internals for each input and write them into DIR as "
+                               ".npy files, named in the JSON under \"internals\"")
+            elif option.type is bool and option.default is False:
                 p.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
             elif option.type is bool:  # unset (the model decides) or on by default: --x / --no-x
                 p.add_argument(
@@ -86,7 +90,8 @@ def _main(argv: list[str] | None) -> int:
 
     args = build_parser().parse_args(argv)
     task_cls = tasks.get(args.task)
-    options = {o.name: getattr(args, o.name) for o in task_cls.options}
+    explain_dir = getattr(args, "explain_dir", None)
+    options = {o.name: explain_dir is not None if o.name == "explain" else getattr(args, o.name) for o in task_cls.options}
     try:
         options = task_cls.resolve_options(options)
         inputs = [task_cls.read_input(value) for value in args.inputs]
@@ -102,6 +107,8 @@ def _main(argv: list[str] | None) -> int:
             printed = [result.to_json() for result in results]
         else:
             printed = write_files(results, _stems(args.inputs), output_dir)
+        if explain_dir is not None:
+            printed = with_internals(printed, results, _stems(args.inputs), explain_dir)
     except EngineError as exc:
         _say("error", str(exc))
         return 2
@@ -133,6 +140,20 @@ def write_files(results: list[Any], stems: list[str], folder: Path) -> list[Any]
         return [result.write_files(folder, stem) for result, stem in zip(results, stems)]
     except OSError as exc:
         raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+
+
+def with_internals(printed: list[Any], results: list[Any], stems: list[str], folder: Path) -> list[Any]:
+    """Each result's internals written into `folder` as .npy files, their paths added to its
+    JSON under "internals": beside the other keys of an object, or as
+    `{"result": ..., "internals": ...}` around a list (the pipeline's shape for many tasks)."""
+    try:
+        written = [result.write_internals(folder, stem) for result, stem in zip(results, stems)]
+    except OSError as exc:
+        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    return [
+        {**shown, "internals": paths} if isinstance(shown, dict) else {"result": shown, "internals": paths}
+        for shown, paths in zip(printed, written)
+    ]
 
 
 def _stems(values: list[str]) -> list[str]:

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 from app.settings import TabSettings
 from app.tabs.engine_signals import EngineSignalsMixin
 from app.widgets.banner import Banner
+from app.widgets.collapsible import Collapsible
 from app.widgets.how_it_works import HowItWorks
 from app.widgets.model_picker import ModelPicker
 from app.widgets.options_form import OptionsForm
@@ -71,6 +72,12 @@ class TaskTab(EngineSignalsMixin, QWidget):
           (the loaded task's `info()`, None before loading) turns the input into the output.
       `open_path(path)`: take a file chosen with Ctrl+O; `load_sample()`: fill in an example
           input (used for screenshots).
+    and, for an "Inside the model" view (the model's internals for this input):
+      `build_inside()`: the view's widget (None, the default, for no view), shown folded
+          below How it works; `show_inside(result)`: draw what `result.internals` holds (or
+          whatever of the result the view shows). While the view is open, runs of a task with
+          the engine's `explain` option ask for internals; closed, they cost nothing. Opening it
+          on a result computed without them runs the input again with them.
     and, when the engine task reports more than a result:
       `show_partial(value)`: a part of the result streamed by the tab's current run.
       `show_run_progress(done, total, message)`, `end_run_progress()`: how far the current run
@@ -85,6 +92,7 @@ class TaskTab(EngineSignalsMixin, QWidget):
     blurb: ClassVar[str] = ""
     own_options: ClassVar[tuple[str, ...]] = ()
     file_filter: ClassVar[str] = ""
+    inside_title: ClassVar[str] = "Inside the model"
 
     status_changed = Signal()  # model, device, dtype or latency changed: refresh the status bar
 
@@ -136,6 +144,19 @@ class TaskTab(EngineSignalsMixin, QWidget):
     def extra_options(self) -> dict[str, Any]:
         return {}
 
+    def build_inside(self) -> QWidget | None:
+        return None
+
+    def show_inside(self, result: Any) -> None:
+        pass
+
+    def inside_open(self) -> bool:
+        return self.inside_panel is not None and self.inside_panel.is_open()
+
+    def explains(self) -> bool:
+        """Whether the loaded engine task can keep internals (has the `explain` option)."""
+        return self.meta is not None and any(o.name == "explain" for o in self.meta.options)
+
     def show_partial(self, value: Any) -> None:
         """A part of the current run's result, streamed before the result itself (a long
         recording's text so far, a generation's tokens so far). Only the partials of this tab's
@@ -181,6 +202,8 @@ class TaskTab(EngineSignalsMixin, QWidget):
         if self._run_job is not None:
             self.engine.cancel(self._run_job)
         options = {**self.options_form.values(), **self.extra_options()}
+        if self.explains():
+            options["explain"] = self.inside_open()
         self._run_input = value
         self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
         self._run_loaded = False
@@ -307,6 +330,12 @@ class TaskTab(EngineSignalsMixin, QWidget):
         splitter.setSizes([1, 1])
         self.how = HowItWorks()
         self.how.toggled.connect(self.settings.set_how_open)
+        inside = self.build_inside()
+        self.inside_panel: Collapsible | None = None
+        if inside is not None:
+            self.inside_panel = Collapsible(self.inside_title, inside)
+            self.inside_panel.set_open(str(self.settings.value("inside_open", "false")) == "true")
+            self.inside_panel.toggled.connect(self._on_inside_toggled)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
@@ -318,7 +347,19 @@ class TaskTab(EngineSignalsMixin, QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.how)
+        if self.inside_panel is not None:
+            layout.addWidget(self.inside_panel)
         self._update_actions()
+
+    def _on_inside_toggled(self, open_: bool) -> None:
+        self.settings.set_value("inside_open", "true" if open_ else "false")
+        if not open_ or self.last_outcome is None:
+            return
+        result = self.last_outcome.result
+        if self.explains() and not getattr(result, "internals", None) and self.current_input() is not None:
+            self.run()  # the shown result was computed with the view closed: again, with internals
+        else:
+            self.show_inside(result)
 
     def _update_actions(self) -> None:
         ready = self.meta is not None

@@ -62,7 +62,7 @@ class EngineSignalsMixin:
             self._update_actions()
             return
         self.picker.set_choices(self.meta.default_model, self.meta.suggested_models, self.settings.recent())
-        self.options_form.set_options(self.meta.options, exclude=self.own_options)
+        self.options_form.set_options(self.meta.options, exclude=(*self.own_options, "explain"))
         self.options_form.set_values(self.settings.options(self.options_form.names()))
         self._update_actions()
         if self.isVisible():
@@ -118,6 +118,8 @@ class EngineSignalsMixin:
             self.warnings.clear()
         self.clear_result()
         self.show_result(outcome.result)
+        if self.inside_open():
+            self.show_inside(outcome.result)
         self._finish(job_id)
         self.busy_label.setText(self.run_summary(outcome))
         self.status_changed.emit()

@@ -1,14 +1,17 @@
-"""What three or more model files share: the activation functions config.json names, and the
-projection after attention that ViT-style checkpoints keep in a module of its own."""
+"""What three or more model files share: the activation functions config.json names, attention
+that a probe can look into, and the projection after attention that ViT-style checkpoints keep
+in a module of its own."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine import probe
 from engine.errors import CheckpointError
 
 # config.json's names, as transformers spells them: "gelu" is the exact erf form, "gelu_new"
@@ -45,3 +48,23 @@ class SelfOutput(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         return self.dense(hidden)
+
+
+def attend(
+    owner: nn.Module, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """softmax(q·kᵀ·scale + mask)·v over (batch, heads, length, head_dim) tensors, as
+    `F.scaled_dot_product_attention` computes it (`scale` defaults to 1/√head_dim; a boolean
+    `mask` is True where attending is allowed, a float one is added to the scores).
+
+    When a probe watches `owner` (`engine.probe.watching`), the weights are computed
+    explicitly and handed to it; otherwise this is the fused kernel and nothing else."""
+    watcher = probe.active()
+    if watcher is None or not watcher.watches(owner):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = scores.softmax(dim=-1)
+    watcher.record(owner, weights)
+    return torch.matmul(weights, v)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,14 +67,40 @@ class Hooks:
     cancel: CancelFlag | None = None
 
 
+#: The run option of the tasks that can show the model's internals ("Inside the model"; the
+#: CLI's `--explain DIR`).
+EXPLAIN = Option(
+    "explain", bool, False, "keep the model's internals for this input (attention, maps, scores per step)"
+)
+
+
 @dataclass
 class Result:
-    """Base of every task's result. `to_json()` gives the shape transformers' pipeline gives."""
+    """Base of every task's result. `to_json()` gives the shape transformers' pipeline gives.
+
+    `internals` holds what a run with `explain` kept of the model's inner workings (see
+    `engine.probe`), by name, each already reduced to what a view shows; empty otherwise."""
 
     warnings: list[str] = field(default_factory=list, kw_only=True)
+    internals: dict[str, np.ndarray] = field(default_factory=dict, kw_only=True, repr=False)
 
     def to_json(self) -> Any:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("warnings", "internals")
+        }
+
+    def write_internals(self, folder: Path, stem: str) -> dict[str, str]:
+        """Write each of `internals` as `STEM-NAME.npy` into `folder` (made if missing); their
+        paths by name, for the CLI's `--explain DIR`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name, array in self.internals.items():
+            path = folder / f"{stem}-{name.replace('/', '-')}.npy"
+            np.save(path, array)
+            paths[name] = str(path)
+        return paths
 
     def write_files(self, folder: Path, stem: str) -> Any:
         """Write what this result holds beyond JSON (masks, depth maps) into `folder`, named
@@ -86,6 +113,17 @@ class Result:
         spans, not scores. Auto precision compares it with fp32's. By default, the JSON
         without its floats."""
         return _without_floats(self.to_json())
+
+
+def _plain(value: Any) -> Any:
+    """`value` as `dataclasses.asdict` turns a field into JSON-ready data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _without_floats(value: Any) -> Any:
