@@ -36,15 +36,18 @@ class Probe:
     """What one probed forward pass kept, by the name of the module that made it (its name in
     the model's module tree, `encoder.layer.3.attention.attention`)."""
 
-    def __init__(self, model: nn.Module, keep: Keep | None = None) -> None:
+    def __init__(self, model: nn.Module, keep: Keep | None = None, attention: Iterable[str] | None = None) -> None:
         self._names = {id(module): name for name, module in model.named_modules()}
         self._keep: Keep = keep or (lambda name, value: value)
+        self._attention = None if attention is None else set(attention)
         self.records: dict[str, Tensor] = {}
 
     def watches(self, module: nn.Module) -> bool:
-        """Whether `module` belongs to the probed model (a model run inside another's probe,
-        such as a backbone of its own, is not recorded under wrong names)."""
-        return id(module) in self._names
+        """Whether `module`'s attention is recorded: it belongs to the probed model (a model
+        run inside another's probe is not recorded under wrong names) and is among the
+        attention modules asked for (all, unless `watching` named some)."""
+        name = self._names.get(id(module))
+        return name is not None and (self._attention is None or name in self._attention)
 
     def record(self, module: nn.Module, value: Any) -> None:
         name = self._names[id(module)]
@@ -64,12 +67,16 @@ def active() -> Probe | None:
 
 
 @contextmanager
-def watching(model: nn.Module, keep: Keep | None = None, *, taps: Iterable[str] = ()) -> Iterator[Probe]:
-    """Record `model`'s attention weights, and the outputs of its modules named in `taps`,
-    through `keep`, until the block ends."""
-    probe = Probe(model, keep)
+def watching(
+    model: nn.Module, keep: Keep | None = None, *, taps: Iterable[str] = (), attention: Iterable[str] | None = None
+) -> Iterator[Probe]:
+    """Record `model`'s attention weights (of every attention module, or only of those named
+    in `attention`: the others keep their fused kernel), and the outputs of its modules named
+    in `taps`, through `keep`, until the block ends."""
+    attention = None if attention is None else list(attention)
+    probe = Probe(model, keep, attention)
     modules = dict(model.named_modules())
-    missing = [name for name in taps if name not in modules]
+    missing = [name for name in [*taps, *(attention or ())] if name not in modules]
     if missing:
         raise KeyError(f"the model has no module {', '.join(missing)}")
     handles = [
@@ -87,11 +94,16 @@ def watching(model: nn.Module, keep: Keep | None = None, *, taps: Iterable[str] 
 
 @contextmanager
 def maybe_watching(
-    enabled: bool, model: nn.Module, keep: Keep | None = None, *, taps: Iterable[str] = ()
+    enabled: bool,
+    model: nn.Module,
+    keep: Keep | None = None,
+    *,
+    taps: Iterable[str] = (),
+    attention: Iterable[str] | None = None,
 ) -> Iterator[Probe | None]:
     """`watching` when `enabled`, else nothing at all (the fast path): yields None."""
     if not enabled:
         yield None
         return
-    with watching(model, keep, taps=taps) as probe:
+    with watching(model, keep, taps=taps, attention=attention) as probe:
         yield probe

@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from engine import probe
+from engine.models.common import attend
 
 
 class KVCache:
@@ -81,15 +84,17 @@ class KVCache:
             tensor[:rows, :, : self.length] = tensor[:rows, :, : self.length].index_select(0, order)
 
 
-def attend_shared(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
-    """Attention of each row's queries (rows, heads, seq, head_dim) over keys and values that
-    every row shares, (1, heads, source, head_dim): the encoder's output under beam search
-    (keys and values with a row per query row are each row's own).
+def attend_shared(owner: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
+    """`owner`'s attention of each row's queries (rows, heads, seq, head_dim) over keys and
+    values that every row shares, (1, heads, source, head_dim): the encoder's output under beam
+    search (keys and values with a row per query row are each row's own).
     The rows become more queries of one sequence, so the keys are read once per step rather
-    than copied for each row."""
+    than copied for each row; a probe watching `owner` sees each row's weights apart."""
     rows, heads, seq, head_dim = q.shape
-    if k.shape[0] == rows:  # one row, or an encoder output per row: nothing to share
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    watcher = probe.active()
+    if k.shape[0] == rows or (watcher is not None and watcher.watches(owner)):
+        size = (rows, -1, -1, -1)  # a view, not a copy
+        return attend(owner, q, k.expand(size), v.expand(size), None, scale)
     # (rows, heads, seq, head_dim) -> (1, heads, rows·seq, head_dim)
     folded = q.transpose(0, 1).reshape(1, heads, rows * seq, head_dim)
     out = F.scaled_dot_product_attention(folded, k, v, scale=scale)

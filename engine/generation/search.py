@@ -42,17 +42,32 @@ class Decoder(Protocol):
         """Row i continues what row `order[i]` held."""
         ...
 
+    def attention(self) -> Tensor | None:
+        """What the last step attended to, (rows, layers, source), when the decoder is
+        watched (an encoder-decoder's cross-attention, for "inside the model"); else None."""
+        ...
+
 
 class CachedDecoder:
     """A model's step function bound to the request's cache: `step(tokens, cache)` runs the
-    new tokens and returns the logits of the last position."""
+    new tokens and returns the logits of the last position. `watch`, when given, returns
+    what the step just attended to (see `Decoder.attention`)."""
 
-    def __init__(self, step: Callable[[Tensor, KVCache], Tensor], cache: KVCache) -> None:
+    def __init__(
+        self,
+        step: Callable[[Tensor, KVCache], Tensor],
+        cache: KVCache,
+        watch: Callable[[], Tensor | None] | None = None,
+    ) -> None:
         self.step = step
         self.cache = cache
+        self.watch = watch
 
     def __call__(self, tokens: Tensor) -> Tensor:
         return self.step(tokens, self.cache).float()
+
+    def attention(self) -> Tensor | None:
+        return self.watch() if self.watch is not None else None
 
     def expand(self, rows: int) -> None:
         self.cache.expand(rows)
@@ -73,13 +88,15 @@ class Progress:
 @dataclass
 class Hypothesis:
     """One generated sequence: its new ids (an end token included), the model's own
-    log-probability of each, the likeliest ids at each step with theirs, and in beam search
-    the length-penalised score that ranked it."""
+    log-probability of each, the likeliest ids at each step with theirs, in beam search the
+    length-penalised score that ranked it, and for a watched decoder what each step attended
+    to, (tokens, layers, source)."""
 
     tokens: list[int]
     log_probs: list[float]
     alternatives: list[list[tuple[int, float]]]
     score: float | None = None
+    attention: Tensor | None = None
 
 
 def generate(
@@ -114,7 +131,7 @@ def sample(
     eos = torch.tensor(s.eos_token_ids, dtype=torch.long, device=prompt.device)
     generator = _generator(s.seed, prompt.device) if s.do_sample else None
     running = torch.ones(count, dtype=torch.bool, device=prompt.device)
-    logits = _first_step(decoder, prompt, count)
+    logits, attention = _first_step(decoder, prompt, count)
     while True:
         scores = apply(processors, rows.tokens[:, :length], logits)
         if s.do_sample:
@@ -122,7 +139,7 @@ def sample(
         else:
             chosen = scores.argmax(dim=-1)
         chosen = torch.where(running, chosen, s.pad_token_id)  # finished rows only pad
-        rows.put(length, chosen, logits.log_softmax(dim=-1), where=running)
+        rows.put(length, chosen, logits.log_softmax(dim=-1), where=running, attention=attention)
         length += 1
         running &= ~torch.isin(chosen, eos)
         if on_step is not None:
@@ -130,6 +147,7 @@ def sample(
         if not running.any() or length >= s.max_length:
             break
         logits = decoder(chosen[:, None])
+        attention = decoder.attention()
     return [rows.hypothesis(row, start) for row in range(count)]
 
 
@@ -158,7 +176,7 @@ def beam_search(
     finished_done = torch.zeros(beams, dtype=torch.bool, device=prompt.device)
     improvable = True
 
-    logits = _first_step(decoder, prompt, beams)
+    logits, attention = _first_step(decoder, prompt, beams)
     length = start
     while True:
         log_probs = logits.log_softmax(dim=-1)  # (beams, vocab)
@@ -168,7 +186,7 @@ def beam_search(
         top_scores, top_index = _best(totals, keep, s.do_sample, generator)
         origin, token = top_index // vocab, top_index % vocab
         candidates = running.take(origin)
-        candidates.put(length, token, log_probs, origin)
+        candidates.put(length, token, log_probs, origin, attention=attention)
         ended = torch.isin(token, eos) | (length + 1 >= s.max_length)
 
         going_on = torch.where(ended, top_scores + EXCLUDED, top_scores)
@@ -197,16 +215,20 @@ def beam_search(
         if not improvable or (s.early_stopping is True and bool(finished_done.all())) or bool(ended.all()):
             break
         logits = decoder(running.tokens[:, length - 1 : length])
+        attention = decoder.attention()
     return [finished.hypothesis(row, start, float(finished_scores[row])) for row in range(s.num_return_sequences)]
 
 
-def _first_step(decoder: Decoder, prompt: Tensor, rows: int) -> Tensor:
-    """The prompt's logits, run once and shared by `rows` rows."""
+def _first_step(decoder: Decoder, prompt: Tensor, rows: int) -> tuple[Tensor, Tensor | None]:
+    """The prompt's logits (and what it attended to, when watched), run once and shared by
+    `rows` rows."""
     logits = decoder(prompt[None])
+    attention = decoder.attention()
     if rows > 1:
         decoder.expand(rows)
         logits = logits.expand(rows, -1)
-    return logits
+        attention = None if attention is None else attention.expand(rows, *attention.shape[1:])
+    return logits, attention
 
 
 def _best(totals: Tensor, count: int, draw: bool, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
@@ -247,15 +269,25 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator | None
 
 class Rows:
     """Sequences being generated, kept together with what the model thought at each step: the
-    log-probability of the token chosen and the `ALTERNATIVES` likeliest tokens with theirs.
-    Positions count from the start of the prompt; `lengths` are the positions filled."""
+    log-probability of the token chosen and the `ALTERNATIVES` likeliest tokens with theirs,
+    and for a watched decoder what the step attended to. Positions count from the start of the
+    prompt; `lengths` are the positions filled."""
 
-    def __init__(self, tokens: Tensor, lengths: Tensor, chosen: Tensor, top_ids: Tensor, top_log_probs: Tensor) -> None:
+    def __init__(
+        self,
+        tokens: Tensor,
+        lengths: Tensor,
+        chosen: Tensor,
+        top_ids: Tensor,
+        top_log_probs: Tensor,
+        attention: Tensor | None = None,
+    ) -> None:
         self.tokens = tokens  # (rows, max_length)
         self.lengths = lengths  # (rows,)
         self.chosen = chosen  # (rows, max_length)
         self.top_ids = top_ids  # (rows, max_length, ALTERNATIVES)
         self.top_log_probs = top_log_probs  # (rows, max_length, ALTERNATIVES)
+        self.attention = attention  # (rows, max_length, layers, source), made by the first `put` with one
 
     @classmethod
     def start(cls, prompt: Tensor, rows: int, max_length: int, pad: int) -> Rows:
@@ -268,25 +300,42 @@ class Rows:
         return cls(tokens, lengths, chosen, top_ids, torch.zeros(top_ids.shape, device=device))
 
     def _fields(self) -> tuple[Tensor, ...]:
-        return self.tokens, self.lengths, self.chosen, self.top_ids, self.top_log_probs
+        attention = () if self.attention is None else (self.attention,)
+        return self.tokens, self.lengths, self.chosen, self.top_ids, self.top_log_probs, *attention
 
     def take(self, index: Tensor) -> Rows:
         """The rows at `index`, copied, in that order."""
         return Rows(*(field.index_select(0, index) for field in self._fields()))
 
     def cat(self, other: Rows) -> Rows:
-        return Rows(*(torch.cat([a, b]) for a, b in zip(self._fields(), other._fields())))
+        if (self.attention is None) != (other.attention is None):  # rows from before the first watched step
+            shape = (self.attention if self.attention is not None else other.attention).shape[2:]  # type: ignore[union-attr]
+            for rows in (self, other):
+                if rows.attention is None:
+                    rows.attention = rows.chosen.new_zeros((*rows.chosen.shape, *shape))
+        return Rows(*(torch.cat([a, b]) for a, b in zip(self._fields(), other._fields(), strict=True)))
 
     def put(
-        self, position: int, tokens: Tensor, log_probs: Tensor, origin: Tensor | None = None, where: Tensor | None = None
+        self,
+        position: int,
+        tokens: Tensor,
+        log_probs: Tensor,
+        origin: Tensor | None = None,
+        where: Tensor | None = None,
+        attention: Tensor | None = None,
     ) -> None:
         """Write each row's token at `position`, with what the model's distribution
-        `log_probs` (rows, vocab) says of it and of the likeliest tokens; row i's distribution
-        is row `origin[i]` of it (beam search), else row i. Rows outside `where` keep their
+        `log_probs` (rows, vocab) says of it and of the likeliest tokens, and what the step
+        attended to (`attention`, (rows, layers, source), when watched); row i's distribution
+        is row `origin[i]` of them (beam search), else row i. Rows outside `where` keep their
         length."""
         count = min(ALTERNATIVES, log_probs.shape[-1])
         top = log_probs.topk(count)
         index = origin if origin is not None else torch.arange(len(tokens), device=tokens.device)
+        if attention is not None:
+            if self.attention is None:
+                self.attention = attention.new_zeros((len(tokens), self.tokens.shape[1], *attention.shape[1:]))
+            self.attention[:, position] = attention[index]
         self.tokens[:, position] = tokens
         self.chosen[:, position] = log_probs[index, tokens]
         self.top_ids[:, position, :count] = top.indices[index]
@@ -303,4 +352,5 @@ class Rows:
             log_probs=self.chosen[row, start:end].tolist(),
             alternatives=[list(zip(i, v)) for i, v in zip(ids, values)],
             score=score,
+            attention=None if self.attention is None else self.attention[row, start:end].clone(),
         )

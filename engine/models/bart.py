@@ -21,7 +21,7 @@ from engine.checkpoint import StateDict
 from engine.config import from_dict
 from engine.errors import CheckpointError, InputError
 from engine.generation.cache import KVCache, attend_shared
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 # BART's position table starts two rows in (a fairseq convention kept by the checkpoints)
 POSITION_OFFSET = 2
@@ -56,7 +56,7 @@ class Attention(nn.Module):
         q = self._split(self.q_proj(x))
         if cache is None:
             return self._attend(q, *keys_values(), None)
-        out = attend_shared(q, *cache.cross_attention(self.layer, keys_values), scale=None)
+        out = attend_shared(self, q, *cache.cross_attention(self.layer, keys_values), scale=None)
         return self._merge(out)
 
     def _split(self, x: Tensor) -> Tensor:
@@ -64,7 +64,7 @@ class Attention(nn.Module):
         return x.view(batch, seq, self.heads, -1).transpose(1, 2)  # (batch, heads, seq, head_dim)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        return self._merge(attend(self, q, k, v, mask))
 
     def _merge(self, heads_out: Tensor) -> Tensor:
         batch, heads, seq, head_dim = heads_out.shape
@@ -190,6 +190,10 @@ class BartForConditionalGeneration(nn.Module):
 
     def forward(self, input_ids: Tensor, decoder_input_ids: Tensor) -> Tensor:
         return self.decode(decoder_input_ids, self.encode(input_ids))
+
+    def cross_attention_names(self) -> list[str]:
+        """The decoder's attention modules over the encoder's output, first layer first."""
+        return [f"model.decoder.layers.{i}.encoder_attn" for i in range(len(self.model.decoder.layers))]
 
     def make_cache(self, rows: int, capacity: int) -> KVCache:
         """An empty decoder cache for `rows` sequences of up to `capacity` tokens."""

@@ -21,7 +21,7 @@ from engine.checkpoint import StateDict
 from engine.config import from_dict
 from engine.errors import CheckpointError
 from engine.generation.cache import KVCache, attend_shared
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -90,7 +90,7 @@ class Attention(nn.Module):
         q = self._split(self.q(x))
         if cache is None:
             return self._attend(q, *keys_values(), None)
-        out = attend_shared(q, *cache.cross_attention(self.layer, keys_values), scale=1.0)
+        out = attend_shared(self, q, *cache.cross_attention(self.layer, keys_values), scale=1.0)
         return self._merge(out)
 
     def _split(self, x: Tensor) -> Tensor:
@@ -98,7 +98,7 @@ class Attention(nn.Module):
         return x.view(batch, seq, self.heads, -1).transpose(1, 2)  # (batch, heads, seq, d_kv)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
-        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0))
+        return self._merge(attend(self, q, k, v, bias, 1.0))
 
     def _merge(self, heads_out: Tensor) -> Tensor:
         batch, heads, seq, d_kv = heads_out.shape
@@ -243,6 +243,10 @@ class T5ForConditionalGeneration(nn.Module):
 
     def forward(self, input_ids: Tensor, decoder_input_ids: Tensor) -> Tensor:
         return self.decode(decoder_input_ids, self.encode(input_ids))
+
+    def cross_attention_names(self) -> list[str]:
+        """The decoder's attention modules over the encoder's output, first layer first."""
+        return [f"decoder.block.{i}.layer.1.EncDecAttention" for i in range(len(self.decoder.block))]
 
     def make_cache(self, rows: int, capacity: int) -> KVCache:
         """An empty decoder cache for `rows` sequences of up to `capacity` tokens."""

@@ -12,14 +12,17 @@ over the generation config), and the user's options.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
+import numpy as np
 import torch
+from tokenizers import Encoding
 from torch import Tensor
 
+from engine import probe
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
 from engine.generation import search
@@ -28,7 +31,7 @@ from engine.generation.settings import KEYS, GenerationSettings, early_stopping,
 from engine.generation.stream import StreamedText, TextStream
 from engine.models import bart, gpt2, t5
 from engine.runtime import check_cancel
-from engine.tasks.base import CheckInput, Family, Hooks, Option, Result, Task, find_family
+from engine.tasks.base import EXPLAIN, CheckInput, Family, Hooks, Option, Result, Task, find_family
 from engine.tasks.text_common import check_text
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
@@ -78,11 +81,25 @@ class GeneratedToken(TokenChoice):
 
 @dataclass
 class GeneratedSequence:
-    """One output: its text, its tokens, and (beam search) the score that ranked it."""
+    """One output: its text, its tokens, (beam search) the score that ranked it, and when the
+    run was asked to explain, an encoder-decoder's cross-attention: for each token, each
+    decoder layer's weights over the source pieces, averaged over heads, (tokens, layers,
+    source) float32."""
 
     text: str
     tokens: list[GeneratedToken]
     score: float | None = None
+    cross_attention: np.ndarray | None = None
+
+
+@dataclass
+class SourcePiece:
+    """A piece of an encoder-decoder's input: its text and, for pieces of the user's text, its
+    characters there (`start`, `end`); None for the task prefix and special tokens."""
+
+    text: str
+    start: int | None
+    end: int | None
 
 
 @dataclass
@@ -93,6 +110,7 @@ class Generation(Result):
     sequences: list[GeneratedSequence]
     prompt_tokens: int  # tokens the model read: the prompt, or the encoder's input
     settings: GenerationSettings
+    source: list[SourcePiece] = field(default_factory=list)  # an explained encoder-decoder's input pieces
 
     output_key: ClassVar[str] = "generated_text"
 
@@ -203,7 +221,8 @@ class GenerationTask(Task):
             for token, log_prob, alternatives in zip(hypothesis.tokens, hypothesis.log_probs, hypothesis.alternatives)
         ]
         text = self.tokenizer.decode(hypothesis.tokens, skip_special_tokens=True)
-        return GeneratedSequence(text, tokens, hypothesis.score)
+        attention = None if hypothesis.attention is None else hypothesis.attention.float().cpu().numpy()
+        return GeneratedSequence(text, tokens, hypothesis.score, attention)
 
     def rows(self, settings: GenerationSettings) -> int:
         """How many sequences the search keeps at once."""
@@ -219,6 +238,8 @@ class Seq2SeqLM(Protocol):
 
     def make_cache(self, rows: int, capacity: int) -> KVCache: ...
 
+    def cross_attention_names(self) -> list[str]: ...
+
 
 class Seq2SeqTask(GenerationTask):
     """An encoder-decoder checkpoint: the input (after the task's prefix) is encoded once and
@@ -227,6 +248,7 @@ class Seq2SeqTask(GenerationTask):
 
     head = "seq2seq-lm"
     result_type: ClassVar[type[Generation]]
+    options: ClassVar[tuple[Option, ...]] = (*GENERATION_OPTIONS, EXPLAIN)
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -249,8 +271,10 @@ class Seq2SeqTask(GenerationTask):
     def generate_from(
         self, text: str, prefix: str, task_params: Mapping[str, Any], options: Mapping[str, Any], hooks: Hooks
     ) -> Generation:
-        """Encode `prefix + text` and decode its output with `task_params` under the options."""
-        ids, warnings = self.encode_input(prefix + text)
+        """Encode `prefix + text` and decode its output with `task_params` under the options;
+        with `explain`, keep each step's cross-attention and the source's pieces."""
+        encoding, warnings = self.encode_input(prefix + text)
+        ids = encoding.ids
         # transformers starts from the BOS token when the model names no decoder start token
         known = self.generation_config
         start = require_token(known.get("decoder_start_token_id", known.get("bos_token_id")), "decoder_start_token_id")
@@ -259,25 +283,67 @@ class Seq2SeqTask(GenerationTask):
             raise InputError(f"this model writes at most {self.max_positions} tokens: ask for fewer")
         model = cast(Seq2SeqLM, self.model)
         check_cancel(hooks.cancel)
-        with torch.inference_mode():
-            memory = model.encode(torch.tensor([ids], device=self.device))
-        cache = model.make_cache(self.rows(settings), settings.max_length)
-        decoder = search.CachedDecoder(lambda tokens, cache: model.decode(tokens, memory, cache, last_only=True), cache)
-        sequences = self.generate(decoder, [start], settings, hooks)
-        return self.result_type(sequences, len(ids), settings, warnings=warnings)
+        explain = bool(options.get("explain"))
+        layers = model.cross_attention_names() if explain else []
+        with probe.maybe_watching(explain, self.network(), _mean_over_heads, attention=layers) as watcher:
+            with torch.inference_mode():
+                memory = model.encode(torch.tensor([ids], device=self.device))
+            cache = model.make_cache(self.rows(settings), settings.max_length)
+            decoder = search.CachedDecoder(
+                lambda tokens, cache: model.decode(tokens, memory, cache, last_only=True),
+                cache,
+                watch=_step_attention(watcher, layers) if watcher is not None else None,
+            )
+            sequences = self.generate(decoder, [start], settings, hooks)
+        result = self.result_type(sequences, len(ids), settings, warnings=warnings)
+        if explain:
+            result.source = source_pieces(encoding, len(prefix))
+            if sequences and sequences[0].cross_attention is not None:
+                result.internals["cross_attention"] = sequences[0].cross_attention
+            result.internals["source_offsets"] = np.array(
+                [(-1, -1) if p.start is None else (p.start, p.end) for p in result.source], dtype=np.int64
+            ).reshape(-1, 2)
+        return result
 
-    def encode_input(self, text: str) -> tuple[list[int], list[str]]:
-        """The input's ids, cut to `max_input_tokens` (its special tokens kept) with a warning."""
-        ids = self.tokenizer.encode_batch([text])[0].ids
+    def encode_input(self, text: str) -> tuple[Encoding, list[str]]:
+        """The input's encoding, cut to `max_input_tokens` (its special tokens kept) with a
+        warning."""
+        encoding = self.tokenizer.encode_batch([text])[0]
         limit = self.max_input_tokens
-        if limit is None or len(ids) <= limit:
-            return ids, []
+        if limit is None or len(encoding.ids) <= limit:
+            return encoding, []
         self.tokenizer.enable_truncation(limit)
         try:
-            cut = self.tokenizer.encode_batch([text])[0].ids
+            cut = self.tokenizer.encode_batch([text])[0]
         finally:
             self.tokenizer.no_truncation()
-        return cut, [f"the input was cut to its first {limit} of {len(ids)} tokens, as many as the model reads"]
+        return cut, [f"the input was cut to its first {limit} of {len(encoding.ids)} tokens, as many as the model reads"]
+
+
+def _mean_over_heads(name: str, weights: Tensor) -> Tensor:
+    """A cross-attention's (rows, heads, 1, source) weights -> (rows, source)."""
+    return weights.mean(dim=1)[:, -1]
+
+
+def _step_attention(watcher: probe.Probe, layers: list[str]) -> Callable[[], Tensor | None]:
+    """What the last decoder step attended to, (rows, layers, source), taken out of the probe
+    so that each step's records replace the last's."""
+
+    def take() -> Tensor | None:
+        found = [watcher.records.pop(name) for name in layers if name in watcher.records]
+        return torch.stack(found, dim=1) if found and len(found) == len(layers) else None
+
+    return take
+
+
+def source_pieces(encoding: Encoding, prefix_length: int) -> list[SourcePiece]:
+    """The encoder's input pieces, with their characters in the user's text (after a prefix of
+    `prefix_length` characters); special tokens and the prefix's pieces have none."""
+    pieces = []
+    for token, (start, end), special in zip(encoding.tokens, encoding.offsets, encoding.special_tokens_mask):
+        mine = not special and end > start and start >= prefix_length
+        pieces.append(SourcePiece(token, start - prefix_length if mine else None, end - prefix_length if mine else None))
+    return pieces
 
 
 def model_generation_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from engine.errors import InputError
 from engine.tasks.base import Hooks, Option
-from engine.tasks.generation_common import GENERATION_OPTIONS, Generation, Seq2SeqTask
+from engine.tasks.generation_common import Generation, Seq2SeqTask
 from engine.tasks.text_common import check_text
 
 #: The languages of T5's translation prefixes.
@@ -39,7 +39,7 @@ class Translation(Seq2SeqTask):
     suggested_models = ("google-t5/t5-small", "google-t5/t5-base", "google/flan-t5-small", "google/flan-t5-base")
     result_type = TranslatedText
     options = (
-        *GENERATION_OPTIONS,
+        *Seq2SeqTask.options,
         Option("src_lang", str, None, "the text's language: " + ", ".join(LANGUAGES)),
         Option("tgt_lang", str, None, "the language to translate to: " + ", ".join(LANGUAGES)),
     )

@@ -53,7 +53,7 @@ def test_cross_attention_is_computed_once_and_shared_by_the_rows():
     assert cache.cross_attention(0, compute)[0] is keys and len(calls) == 1
     q = torch.randn(3, 2, 1, 4, generator=torch.Generator().manual_seed(1))  # three rows, one query each
     expected = torch.nn.functional.scaled_dot_product_attention(q, keys.expand(3, -1, -1, -1), values.expand(3, -1, -1, -1))
-    torch.testing.assert_close(attend_shared(q, keys, values), expected)
+    torch.testing.assert_close(attend_shared(torch.nn.Identity(), q, keys, values), expected)
 
 
 def test_writing_past_the_capacity_is_a_bug_that_says_so():
