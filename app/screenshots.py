@@ -42,6 +42,8 @@ def render_all(window: MainWindow, out_dir: Path, model_dir: Path | None) -> int
             tab.picker.choose(str(folder))
         wait_until(lambda: not tab.is_busy(), LOAD_TIMEOUT_S)
         tab.load_sample()
+        if tab.inside_panel is not None:  # the view's internals come with the run
+            tab.inside_panel.set_open(True)
         if tab.loaded is not None:
             tab.run()
             wait_until(lambda: not tab.is_busy(), LOAD_TIMEOUT_S)

@@ -202,8 +202,8 @@ class TaskTab(EngineSignalsMixin, QWidget):
         if self._run_job is not None:
             self.engine.cancel(self._run_job)
         options = {**self.options_form.values(), **self.extra_options()}
-        if self.explains():
-            options["explain"] = self.inside_open()
+        if self.explains():  # unless the tab always asks (`extra_options`), while the view is open
+            options.setdefault("explain", self.inside_open())
         self._run_input = value
         self._run_job = self.engine.run(self.spec(), value, options, key=f"{self.task}:run")
         self._run_loaded = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.tabs.generation_common import GenerationTab
+from app.tabs.seq2seq_common import SEQ2SEQ_EXPLANATION, Seq2SeqTab
 
 SAMPLE = (
     "The city library reopened on Saturday after two years of building work. The old reading "
@@ -17,7 +17,7 @@ SAMPLE = (
 )
 
 
-class SummarizationTab(GenerationTab):
+class SummarizationTab(Seq2SeqTab):
     task = "summarization"
     title = "Summarisation"
     blurb = "Give an article; the model writes a short summary of it, token by token."
@@ -46,14 +46,3 @@ class SummarizationTab(GenerationTab):
             "<code>summarize: </code>. Beam search keeps several candidate summaries and returns the "
             "best; the model's own settings ask for a minimum and maximum length and forbid repeating "
             "any three tokens."))
-
-
-SEQ2SEQ_EXPLANATION = (
-    "<p>An <b>encoder-decoder</b> reads the whole input once: the encoder's layers let every token "
-    "of it attend to every other. The decoder then writes the output one token at a time, each "
-    "step attending to the tokens it has written (self-attention) and to the encoder's vectors "
-    "(<i>cross-attention</i>), which is how it decides what to say next when {task}.</p><p>{head}</p>"
-    "<p>The keys and values of the input are computed once and kept; each step adds one token's. "
-    "The tint behind each output token shows how unsure the model was: hover it to see the other "
-    "tokens it weighed.</p>"
-)

@@ -7,13 +7,12 @@ from typing import Any
 
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from app.tabs.generation_common import GenerationTab
-from app.tabs.summarization import SEQ2SEQ_EXPLANATION
+from app.tabs.seq2seq_common import SEQ2SEQ_EXPLANATION, Seq2SeqTab
 
 SAMPLE = "The library opened a new room for old calculating machines, and it was full all afternoon."
 
 
-class TranslationTab(GenerationTab):
+class TranslationTab(Seq2SeqTab):
     task = "translation"
     title = "Translation"
     blurb = "Give a text; the model translates it, token by token, into the language you pick."
@@ -54,9 +53,9 @@ class TranslationTab(GenerationTab):
     def extra_options(self) -> dict[str, Any]:
         pair = self.pair.currentData()
         if not pair:
-            return {}
+            return super().extra_options()
         source, _, target = str(pair).partition(" → ")
-        return {"src_lang": source, "tgt_lang": target}
+        return {**super().extra_options(), "src_lang": source, "tgt_lang": target}
 
     def explain(self, info: dict[str, Any] | None) -> str:
         return SEQ2SEQ_EXPLANATION.format(task="translating", head=(

@@ -63,7 +63,17 @@ class TextGeneration(GenerationTask):
         settings = self.settings(options, len(ids), params, positions)
         warnings = []
         new_tokens = settings.max_length - len(ids)
-        if settings.max_length > positions:
+        asked = options.get("max_new_tokens") is not None or options.get("max_length") is not None
+        if settings.max_length > positions and not asked and len(ids) < positions:
+            # a length the user did not ask for (the pipeline's 256, the model's settings): fewer
+            # new tokens, the whole prompt kept
+            new_tokens = positions - len(ids)
+            warnings.append(
+                f"this model reads at most {positions} tokens: it writes at most {new_tokens} new tokens "
+                "after this prompt (set max_new_tokens to write more of them after the prompt's end)"
+            )
+            settings = self.settings({**options, "max_new_tokens": new_tokens}, len(ids), params, positions)
+        elif settings.max_length > positions:
             # keep the end of the prompt: the new tokens must fit in the model's positions
             room = positions - new_tokens
             if room < 1:

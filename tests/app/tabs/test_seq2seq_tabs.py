@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.app.conftest import close_window, open_window
@@ -54,7 +55,7 @@ def test_translation_offers_the_checkpoints_pairs_and_sends_the_chosen_one(qtbot
     assert [tab.pair.itemData(i) for i in range(tab.pair.count())] == ["en → de", "en → fr"]
     assert tab.pair.itemText(1) == "English → French"
     tab.pair.setCurrentIndex(1)
-    assert tab.extra_options() == {"src_lang": "en", "tgt_lang": "fr"}
+    assert tab.extra_options() == {"explain": True, "src_lang": "en", "tgt_lang": "fr"}
     tab.text.setPlainText(ARTICLE)
     tab.preset.setCurrentText("Greedy")
     tab.options_form.set_values({"max_new_tokens": GREEDY["max_new_tokens"]})
@@ -65,3 +66,46 @@ def test_translation_offers_the_checkpoints_pairs_and_sends_the_chosen_one(qtbot
     assert (sent[0]["src_lang"], sent[0]["tgt_lang"]) == ("en", "fr")
     expected = engine_result("translation", folders["translation"], ARTICLE, src_lang="en", tgt_lang="fr", **GREEDY)
     assert json.loads(tab.result_json()) == expected.to_json()
+
+
+def test_hovering_an_output_token_tints_the_input_words_it_looked_at(qtbot, window, folders):
+    tab = shown_tab(qtbot, window, "translation")
+    tab.text.setPlainText(ARTICLE)
+    tab.preset.setCurrentText("Greedy")
+    tab.options_form.set_values({"max_new_tokens": GREEDY["max_new_tokens"]})
+    run_and_wait(qtbot, tab)
+    result = tab.last_outcome.result
+    expected = engine_result("translation", folders["translation"], ARTICLE, explain=True, **GREEDY)
+    np.testing.assert_allclose(result.sequences[0].cross_attention, expected.sequences[0].cross_attention, rtol=1e-5)
+    assert tab.text.extraSelections() == []
+    tab.view.hovered.emit(0)
+    marked = tab.text.extraSelections()
+    assert marked, "no word of the input tinted"
+    heaviest = int(np.argmax(tab.weights()[0]))
+    piece = result.source[heaviest]
+    if piece.start is not None:  # the heaviest piece is the user's: it is among the tinted spans
+        spans = {(m.cursor.selectionStart(), m.cursor.selectionEnd()) for m in marked}
+        assert (piece.start, piece.end) in spans
+    assert "looked most at" in tab.detail.text()
+    tab.view.hovered.emit(-1)
+    assert tab.text.extraSelections() == []
+
+
+def test_inside_the_model_shows_the_grid_for_each_layer(qtbot, window, folders):
+    tab = shown_tab(qtbot, window, "summarization")
+    tab.text.setPlainText(ARTICLE)
+    tab.preset.setCurrentText("Greedy")
+    tab.options_form.set_values({"max_new_tokens": 6})
+    run_and_wait(qtbot, tab)
+    tab.inside_panel.set_open(True)
+    attention = tab.last_outcome.result.sequences[0].cross_attention
+    grid = tab.alignment
+    assert grid.weights.shape == (attention.shape[0], attention.shape[2])
+    assert tab.layer_choice.count() == attention.shape[1] + 1
+    mean = grid.weights.copy()
+    tab.layer_choice.setCurrentIndex(1)  # the first layer alone
+    assert grid.weights.shape == mean.shape and not np.allclose(grid.weights, mean)
+    grid.row_hovered.emit(2)
+    assert tab.text.extraSelections()
+    grab = grid.grab()
+    assert grab.width() > 100 and grab.height() > 50

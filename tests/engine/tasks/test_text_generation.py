@@ -118,6 +118,20 @@ def test_a_prompt_longer_than_the_positions_keeps_its_end(task, oracle):
         task.run(prompt, max_new_tokens=MAX_POSITIONS)
 
 
+def test_a_length_nobody_asked_for_is_capped_to_the_positions_left(task, oracle):
+    prompt = PROMPTS[0]
+    ids = task.tokenizer.encode(prompt).ids
+    room = MAX_POSITIONS - len(ids)
+    assert room < 256  # the pipeline's default, more than the tiny model's positions allow
+    result = task.run(prompt, do_sample=False, num_beams=1)
+    assert len(result.sequences[0].tokens) <= room
+    assert result.warnings == [
+        f"this model reads at most {MAX_POSITIONS} tokens: it writes at most {room} new tokens after this "
+        "prompt (set max_new_tokens to write more of them after the prompt's end)"
+    ]
+    assert result.to_json() == oracle(prompt, do_sample=False, num_beams=1, max_new_tokens=room)
+
+
 def test_a_checkpoint_without_a_generation_config_reads_config_json(folder, tmp_path):
     shutil.copytree(folder, tmp_path, dirs_exist_ok=True)
     (tmp_path / "generation_config.json").unlink()
