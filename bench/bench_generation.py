@@ -165,8 +165,29 @@ class Engine(Side):
                 memory = self.model.encode(self.prompt[None])
             step = lambda ids, cache: self.model.decode(ids, memory, cache, last_only=True)  # noqa: E731
         s = resolve([settings], prompt_length=len(prompt))
-        decoder = CachedDecoder(step, self.model.make_cache(s.num_beams, s.max_length))
+        decoder = CachedDecoder(step, self.model.make_cache(s.num_beams, s.max_length), watch=self.watcher())
         return generate(decoder, prompt, s)[0].tokens
+
+    def watcher(self) -> Any:
+        return None
+
+
+class Explained(Engine):
+    """The engine keeping each step's cross-attention, as the translation and summarisation
+    tabs ask for it (`explain`)."""
+
+    def generate(self) -> list[int]:
+        from engine import probe
+        from engine.tasks.generation_common import _mean_over_heads
+
+        self.layers = self.model.cross_attention_names()
+        with probe.watching(self.model, _mean_over_heads, attention=self.layers) as self.probe:
+            return super().generate()
+
+    def watcher(self) -> Any:
+        from engine.tasks.generation_common import _step_attention
+
+        return _step_attention(self.probe, self.layers)
 
 
 class Transformers(Side):
@@ -232,11 +253,13 @@ def memory(side: str, case: Case) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def timings(case: Case, runs: int) -> dict[str, dict[str, float]]:
-    """Median seconds per generation and to the first token, the sides taking turns."""
-    sides = {name: make(case) for name, make in SIDES.items()}
+def timings(case: Case, runs: int, explain: bool = False) -> dict[str, dict[str, float]]:
+    """Median seconds per generation and to the first token, the sides taking turns (with
+    `explain`, a third: the engine keeping the cross-attention)."""
+    makers = {**SIDES, "explained": Explained} if explain and case.kind != "gpt2" else SIDES
+    sides = {name: make(case) for name, make in makers.items()}
     outputs = {name: side.run() for name, side in sides.items()}  # also the warm-up
-    if outputs["engine"] != outputs["transformers"]:
+    if any(tokens != outputs["transformers"] for tokens in outputs.values()):
         raise SystemExit(f"{case.name}: the two sides generated different tokens")
     if len(outputs["engine"]) != case.new_tokens:
         raise SystemExit(f"{case.name}: {len(outputs['engine'])} tokens generated, not {case.new_tokens}")
@@ -257,6 +280,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help="which: " + ", ".join(CASES))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--explain", action="store_true",
+                        help="also time the encoder-decoders keeping their cross-attention (the tabs' hover)")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` importable
@@ -275,7 +300,7 @@ def main() -> None:
     for name in args.cases.split(","):
         case = CASES[name]
         save_checkpoint(case)
-        measured = timings(case, args.runs)
+        measured = timings(case, args.runs, args.explain)
         ours, theirs = measured["engine"], measured["transformers"]
         print(case.title)
         if case.target == "speed":
@@ -284,6 +309,9 @@ def main() -> None:
         else:
             _row("  seconds per generation", ours["seconds"], theirs["seconds"], f"<= {case.bound}x")
         _row("  time to first token (ms)", ours["first_s"] * 1000, theirs["first_s"] * 1000)
+        if "explained" in measured:
+            print(f"{'  with cross-attention kept: seconds, ratio to engine':48} {measured['explained']['seconds']:10.2f} "
+                  f"{'':13} {measured['explained']['seconds'] / ours['seconds']:6.2f}x")
         if not args.no_memory:
             peaks = {side: memory(side, case) for side in SIDES}
             _row("  peak RSS of the process (MB)", peaks["engine"]["peak_mb"], peaks["transformers"]["peak_mb"])

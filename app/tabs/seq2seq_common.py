@@ -1,6 +1,7 @@
 """What the encoder-decoder tabs (summarisation, translation) add to a generation tab: where each
 output token looked in the input. Runs ask for the decoder's cross-attention (the engine's
-`explain`, which for these tasks costs a few per cent: one query per step); hovering an
+`explain`: one query per step and layer, which `bench/bench_generation.py --explain` could not
+tell apart from the run without it); hovering an
 output token tints the input's words by the weight its step gave them, and "Inside the model"
 shows the whole grid, one row per output token, for every decoder layer or their mean."""
 
