@@ -34,6 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 FOLDERS = Path(tempfile.gettempdir()) / "task-studio-bench-generation"
+PRECISION = "fp32"  # the engine's (--dtype); transformers always runs float32
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,12 @@ class Engine(Side):
         folder = folder_of(case)
         config = json.loads((folder / "config.json").read_text())
         family = FAMILIES[config["model_type"]]
+        from engine.precision import apply_precision, resolve_precision
+
         head = "causal-lm" if case.kind == "gpt2" else "seq2seq-lm"
-        self.model: Any = family.load(head, folder, family.config(config), torch.device("cpu"), torch.float32)
+        precision = resolve_precision(PRECISION, torch.device("cpu"))
+        self.model: Any = family.load(head, folder, family.config(config), torch.device("cpu"), precision.dtype)
+        apply_precision(self.model, precision)
         tokens = model_generation_config(folder, config)
         self.start, self.eos = tokens.get("decoder_start_token_id"), tokens["eos_token_id"]
         self.watch(decoder_stack(self.model, case.kind))
@@ -247,7 +252,7 @@ def child(side: str, case_name: str) -> None:
 
 def memory(side: str, case: Case) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, str(HERE), "--child", side, case.name], capture_output=True, text=True, check=True, cwd=ROOT,
+        [sys.executable, str(HERE), "--child", side, case.name, "--dtype", PRECISION], capture_output=True, text=True, check=True, cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"},
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -259,7 +264,10 @@ def timings(case: Case, runs: int, explain: bool = False) -> dict[str, dict[str,
     makers = {**SIDES, "explained": Explained} if explain and case.kind != "gpt2" else SIDES
     sides = {name: make(case) for name, make in makers.items()}
     outputs = {name: side.run() for name, side in sides.items()}  # also the warm-up
-    if any(tokens != outputs["transformers"] for tokens in outputs.values()):
+    same = sum(a == b for a, b in zip(outputs["engine"], outputs["transformers"]))
+    if PRECISION != "fp32":  # other arithmetic may choose other tokens: say how many agree
+        print(f"  ({PRECISION}: {same} of {len(outputs['transformers'])} tokens as transformers' float32)")
+    elif any(tokens != outputs["transformers"] for tokens in outputs.values()):
         raise SystemExit(f"{case.name}: the two sides generated different tokens")
     if len(outputs["engine"]) != case.new_tokens:
         raise SystemExit(f"{case.name}: {len(outputs['engine'])} tokens generated, not {case.new_tokens}")
@@ -282,9 +290,13 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--explain", action="store_true",
                         help="also time the encoder-decoders keeping their cross-attention (the tabs' hover)")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "int8"),
+                        help="the engine's precision (transformers stays float32)")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # run by path: make `engine` importable
+    global PRECISION
+    PRECISION = args.dtype
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if args.child:
         child(*args.child)

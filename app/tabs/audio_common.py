@@ -24,7 +24,7 @@ from app.widgets.audio_file_input import AUDIO_FILTER, AudioFileInput
 from app.widgets.live_audio_panel import LiveAudioPanel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
-SAMPLE_SPEECH = SAMPLES / "speech.wav"
+SAMPLE_SPEECH = SAMPLES / "austen.wav"  # a human reader (LibriVox); speech.wav is synthesised
 
 _ENCODERS = {
     "wav2vec2": (
