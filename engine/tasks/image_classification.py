@@ -15,6 +15,8 @@ from engine.config import id2label
 from engine.errors import CheckpointError, InputError
 from engine.image import ImageSource, load_image
 from engine.image_processing import input_region, preprocess, resample_name, value_table
+from engine.models.convnext import ConvNextForImageClassification
+from engine.models.vit import ViTForImageClassification
 from engine.runtime import check_cancel
 from engine.tasks.base import EXPLAIN, Hooks, Option, Task, find_family
 from engine.tasks.classification_inside import inside_of
@@ -63,7 +65,10 @@ class ImageClassification(Task):
         self._check_input_size()
         self._table = value_table(self.processor)
         self.preprocess_on_device = image_device.use_device_path(device)
-        self.model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        if not isinstance(model, (ViTForImageClassification, ConvNextForImageClassification)):
+            raise TypeError(f"image classification expects ViT or ConvNeXT, not {type(model).__name__}")
+        self.model = model
 
     def _check_input_size(self) -> None:
         """A ViT sees exactly its trained grid of patches: the processor must produce it."""
@@ -106,7 +111,7 @@ class ImageClassification(Task):
             with torch.inference_mode():
                 internals = inside.internals(watched.records, features, batch_logits, top)
             region = input_region(image.height, image.width, self.processor)
-            internals["input_region"] = np.array(region, dtype=np.float32)
+            internals["map_region"] = np.array(region, dtype=np.float32)
         return ImageClassificationResult(
             labels=[LabelScore(label=label_name(self.labels, i), score=scores[i]) for i in top],
             image_size=image.size,
