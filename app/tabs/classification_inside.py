@@ -5,14 +5,16 @@ the photo the window the model saw (its resize and crop mapped back)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from app.widgets.heat_map import HeatMapView, colour_pixmap
+from app.widgets.inside_parts import hint, lay_out, picker, refill, section
 
 STAGE_SIDE = 72  # pixels of each small stage map
 
@@ -22,37 +24,17 @@ def _region(internals: dict[str, np.ndarray]) -> QRectF:
     return QRectF(x0, y0, x1 - x0, y1 - y0)
 
 
-def _hint(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("hint")
-    label.setWordWrap(True)
-    return label
-
-
-def _refill(combo: QComboBox, items: list[str], default: int) -> None:
-    """Replace `combo`'s items, keeping the chosen index when the list is as long as before."""
-    keep = combo.currentIndex() if combo.count() == len(items) else default
-    combo.blockSignals(True)
-    combo.clear()
-    combo.addItems(items)
-    combo.setCurrentIndex(keep)
-    combo.blockSignals(False)
-
-
 class ViTInside(QWidget):
     """Layer and head pickers over a heat map of the [CLS] row on the patch grid."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.layer = QComboBox()
-        self.layer.setToolTip("Which layer's attention to show, or the rollout through all of them")
-        self.head = QComboBox()
-        self.head.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.head.setToolTip("One head, or the average of the layer's heads")
+        self.layer = picker("Which layer's attention to show, or the rollout through all of them")
+        self.head = picker("One head, or the average of the layer's heads")
         self.layer.currentIndexChanged.connect(self._draw)
         self.head.currentIndexChanged.connect(self._draw)
         self.view = HeatMapView()
-        self.about = _hint()
+        self.about = hint()
         self.logits = QLabel()
         self.logits.setTextFormat(Qt.TextFormat.RichText)
         self.logits.setAlignment(Qt.AlignmentFlag.AlignTop)
@@ -61,27 +43,8 @@ class ViTInside(QWidget):
         self._grid = (0, 0)
         self._region = QRectF()
 
-        pickers = QHBoxLayout()
-        for text, combo in (("Layer", self.layer), ("Head", self.head)):
-            label = QLabel(text)
-            label.setObjectName("sectionLabel")
-            pickers.addWidget(label)
-            pickers.addWidget(combo)
-        pickers.addStretch(1)
-        side = QVBoxLayout()
-        title = QLabel("Top logits (before softmax)")
-        title.setObjectName("sectionLabel")
-        side.addWidget(title)
-        side.addWidget(self.logits)
-        side.addWidget(self.about)
-        side.addStretch(1)
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addLayout(pickers, 0, 0)
-        grid.addWidget(self.view, 1, 0)
-        grid.addLayout(side, 0, 1, 2, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        lay_out(self, [("Layer", self.layer), ("Head", self.head)], self.view,
+                [section("Top logits (before softmax)"), self.logits, self.about])
 
     def show_result(self, result: Any, photo: QImage | None, space: QSize) -> None:
         inside = result.internals
@@ -89,13 +52,13 @@ class ViTInside(QWidget):
         rows, cols = (int(v) for v in inside["grid"])
         self._grid, self._region = (rows, cols), _region(inside)
         layers, heads, _ = self._attention.shape
-        _refill(self.layer, [f"{i + 1} of {layers}" for i in range(layers)] + ["Rollout (all layers)"], layers - 1)
-        _refill(self.head, ["Average of heads"] + [f"{i + 1} of {heads}" for i in range(heads)], 0)
+        refill(self.layer, [f"{i + 1} of {layers}" for i in range(layers)] + ["Rollout (all layers)"], layers - 1)
+        refill(self.head, ["Average of heads"] + [f"{i + 1} of {heads}" for i in range(heads)], 0)
         self.view.set_photo(photo, space)
         logits = inside["logits"]
         best = np.sort(logits)[::-1][: len(result.labels)]  # the same classes, in the same order
         rows_html = "".join(
-            f"<tr><td>{entry['label']}</td><td align='right'>&nbsp;&nbsp;{value:+.2f}</td></tr>"
+            f"<tr><td>{html.escape(entry['label'])}</td><td align='right'>&nbsp;&nbsp;{value:+.2f}</td></tr>"
             for entry, value in zip(result.labels, best)
         )
         self.logits.setText(f"<table>{rows_html}</table>")
@@ -127,43 +90,24 @@ class ConvNextInside(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.label = QComboBox()
-        self.label.setToolTip("The class whose activation map is shown")
+        self.label = picker("The class whose activation map is shown")
         self.label.currentIndexChanged.connect(self._draw)
         self.view = HeatMapView()
-        self.about = _hint()
+        self.about = hint()
         self.stages = QHBoxLayout()
         self.stages.setSpacing(10)
         self._maps = np.zeros((0, 0, 0), dtype=np.float32)
         self._logits = np.zeros(0, dtype=np.float32)
         self._region = QRectF()
 
-        picker = QHBoxLayout()
-        title = QLabel("Class")
-        title.setObjectName("sectionLabel")
-        picker.addWidget(title)
-        picker.addWidget(self.label)
-        picker.addStretch(1)
-        side = QVBoxLayout()
-        heading = QLabel("Each stage's output, averaged over channels")
-        heading.setObjectName("sectionLabel")
-        side.addWidget(heading)
-        side.addLayout(self.stages)
-        side.addWidget(self.about)
-        side.addStretch(1)
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addLayout(picker, 0, 0)
-        grid.addWidget(self.view, 1, 0)
-        grid.addLayout(side, 0, 1, 2, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        lay_out(self, [("Class", self.label)], self.view,
+                [section("Each stage's output, averaged over channels"), self.stages, self.about])
 
     def show_result(self, result: Any, photo: QImage | None, space: QSize) -> None:
         inside = result.internals
         self._maps, self._region = inside["cam"], _region(inside)
         self._logits = inside["logits"][inside["cam_classes"]]
-        _refill(self.label, [entry["label"] for entry in result.labels], 0)
+        refill(self.label, [entry["label"] for entry in result.labels], 0)
         self.view.set_photo(photo, space)
         while self.stages.count():
             item = self.stages.takeAt(0)
@@ -174,8 +118,7 @@ class ConvNextInside(QWidget):
             values = inside[f"stage_{number}"]
             picture = QLabel()
             picture.setPixmap(colour_pixmap(values, STAGE_SIDE))
-            caption = QLabel(f"{number}: {values.shape[0]}×{values.shape[1]}")
-            caption.setObjectName("hint")
+            caption = hint(f"{number}: {values.shape[0]}×{values.shape[1]}")
             cell = QVBoxLayout()
             cell.addWidget(picture)
             cell.addWidget(caption)
@@ -207,7 +150,7 @@ class ClassificationInside(QStackedWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message = _hint()
+        self.message = hint()
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.vit = ViTInside()
         self.convnext = ConvNextInside()

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 from app.widgets.heat_map import HeatMapView
+from app.widgets.inside_parts import hint, lay_out, picker, refill, section
 
 NO_BOX = QColor("#9aa0a6")  # a chosen query whose box is not among those shown
 
@@ -34,23 +35,18 @@ class DetectionInside(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.head = QComboBox()
-        self.head.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.head.setToolTip("One cross-attention head of the decoder's last layer, or their average")
+        self.head = picker("One cross-attention head of the decoder's last layer, or their average")
         self.head.currentIndexChanged.connect(self._draw)
         self.view = HeatMapView()
         self.view.setToolTip("Click a box: where its query looked. Click elsewhere: where that spot of "
                              "the encoder looked.")
         self.view.clicked.connect(self._on_click)
-        self.about = QLabel()
-        self.about.setObjectName("hint")
-        self.about.setWordWrap(True)
+        self.about = hint()
         self.no_object = QListWidget()
         self.no_object.setToolTip("Queries whose answer was “no object”, nearest misses first; click one "
                                   "to see where it looked")
         self.no_object.itemClicked.connect(lambda item: self.choose_query(item.data(Qt.ItemDataRole.UserRole)))
-        self.no_object_title = QLabel()
-        self.no_object_title.setObjectName("sectionLabel")
+        self.no_object_title = section()
         self._result: Any = None
         self._boxes: list[ShownBox] = []
         self._cross = np.zeros((0, 0, 0, 0), dtype=np.float16)  # (queries, heads, h, w)
@@ -59,23 +55,7 @@ class DetectionInside(QWidget):
         self._query = -1  # the chosen query, or -1 when a position is chosen
         self._point = QPointF()
 
-        picker = QHBoxLayout()
-        label = QLabel("Head")
-        label.setObjectName("sectionLabel")
-        picker.addWidget(label)
-        picker.addWidget(self.head)
-        picker.addStretch(1)
-        side = QVBoxLayout()
-        side.addWidget(self.about)
-        side.addWidget(self.no_object_title)
-        side.addWidget(self.no_object, 1)
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addLayout(picker, 0, 0)
-        grid.addWidget(self.view, 1, 0)
-        grid.addLayout(side, 0, 1, 2, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        lay_out(self, [("Head", self.head)], self.view, [self.about, self.no_object_title, self.no_object])
         self.clear()
 
     def clear(self, text: str = "Run a picture to see where the model looked.") -> None:
@@ -100,12 +80,7 @@ class DetectionInside(QWidget):
         x0, y0, x1, y1 = (float(v) for v in inside["map_region"])
         self._region = QRectF(x0, y0, x1 - x0, y1 - y0)
         heads = self._cross.shape[1]
-        keep = self.head.currentIndex() if self.head.count() == heads + 1 else 0
-        self.head.blockSignals(True)
-        self.head.clear()
-        self.head.addItems(["Average of heads"] + [f"{i + 1} of {heads}" for i in range(heads)])
-        self.head.setCurrentIndex(keep)
-        self.head.blockSignals(False)
+        refill(self.head, ["Average of heads"] + [f"{i + 1} of {heads}" for i in range(heads)], 0)
         self.view.set_photo(photo, space)
         self._fill_no_object(inside["no_object"])
         self._boxes = list(boxes)

@@ -48,14 +48,18 @@ def pixels(folder, processor_class, photo):
 
 
 @pytest.mark.parametrize("name", ["vit", "convnext"])
-def test_explain_off_changes_nothing_and_keeps_nothing(request, photo, name):
+def test_explain_off_changes_nothing_and_keeps_nothing(request, photo, name, monkeypatch):
     task, _ = request.getfixturevalue(name)
     plain = task.run(photo, top_k=7)
+    probes = []
+    watching = probe.watching
+    monkeypatch.setattr(probe, "watching", lambda *a, **k: probes.append(a) or watching(*a, **k))
     off = task.run(photo, top_k=7, explain=False)
-    assert off.to_json() == plain.to_json() and off.internals == {} and probe.active() is None
+    assert off.to_json() == plain.to_json() and off.internals == {}
+    assert probes == [] and probe.active() is None  # off, no probe is made: nothing can be kept
     on = task.run(photo, top_k=7, explain=True)  # the explicit softmax path: float32 rounding apart
     assert_same_answer(on.to_json(), plain.to_json())
-    assert on.internals and probe.active() is None
+    assert on.internals and len(probes) == 1 and probe.active() is None
 
 
 def assert_same_answer(ours, expected):
