@@ -101,7 +101,7 @@ class DetectionInside(QWidget):
         for q in empty:
             best = candidates[q]
             item = QListWidgetItem(f"query {q + 1}: no object {100 * float(no_object[q]):.0f}% · "
-                                   f"else {best.label} {100 * best.score:.0f}%")
+                                   f"best class {best.label} {100 * best.score:.0f}%")
             item.setData(Qt.ItemDataRole.UserRole, q)
             self.no_object.addItem(item)
         self.no_object_title.setText(f"“No object” queries: {len(empty)} of {len(candidates)}")
