@@ -139,20 +139,6 @@ def normalize(pixels: torch.Tensor, config: processing.ImageProcessorConfig) -> 
 # The whole path
 
 
-def resize_plan(
-    height: int, width: int, config: processing.ImageProcessorConfig
-) -> tuple[tuple[int, int], tuple[int, int] | None]:
-    """(the resized (height, width), the centre crop ConvNeXT's crop_pct rule adds or None):
-    the sizes `engine.image_processing.resize_for` produces, without touching a pixel."""
-    size = config.size
-    if config.crop_pct is not None and size.shortest_edge:
-        edge = size.shortest_edge
-        if edge >= 384:
-            return (edge, edge), None
-        return processing.short_side_size(height, width, int(edge / config.crop_pct)), (edge, edge)
-    return processing.resized_size(height, width, config), None
-
-
 def preprocess(
     image: Image.Image,
     config: processing.ImageProcessorConfig,
@@ -166,7 +152,7 @@ def preprocess(
     plan = None
     if config.do_resize:
         if config.resample in _TORCH_FILTERS or config.resample == processing.NEAREST:
-            plan = resize_plan(image.height, image.width, config)
+            plan = processing.resize_plan(image.height, image.width, config)
         else:
             image = processing.resize_for(image, config)  # exact, on the CPU, before the upload
     pixels = upload(image, device).permute(2, 0, 1).unsqueeze(0).float()  # (H, W, 3) -> (1, 3, H, W)

@@ -353,19 +353,41 @@ def resized_size(height: int, width: int, config: ImageProcessorConfig) -> tuple
     return output_size(height, width, size)
 
 
-def resize_for(image: Image.Image, config: ImageProcessorConfig) -> Image.Image:
-    """The resize (and, for ConvNeXT's crop_pct rule, the crop) that `config` asks for."""
-    if not config.do_resize:
-        return image
+def resize_plan(height: int, width: int, config: ImageProcessorConfig) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """(the resized (height, width), the centre crop ConvNeXT's crop_pct rule adds or None):
+    the sizes `resize_for` produces, without touching a pixel."""
     size = config.size
     if config.crop_pct is not None and size.shortest_edge:
         edge = size.shortest_edge
         if edge >= 384:
-            return resize(image, edge, edge, config.resample)
-        height, width = short_side_size(image.height, image.width, int(edge / config.crop_pct))
-        return center_crop(resize(image, height, width, config.resample), edge, edge)
-    height, width = resized_size(image.height, image.width, config)
-    return resize(image, height, width, config.resample)
+            return (edge, edge), None
+        return short_side_size(height, width, int(edge / config.crop_pct)), (edge, edge)
+    return resized_size(height, width, config), None
+
+
+def input_region(height: int, width: int, config: ImageProcessorConfig) -> tuple[float, float, float, float]:
+    """The window of a `height` x `width` picture that the model's input shows after the
+    resize and crops `config` asks for, as (x0, y0, x1, y1) in the picture's pixels (beyond
+    its edges where a crop pads), so the views can lay the model's grid over the photo."""
+    resized, crop = resize_plan(height, width, config) if config.do_resize else ((height, width), None)
+    top, left = 0, 0
+    shown = resized
+    for window in (crop, config.center_crop_size()):
+        if window is not None:  # each crop keeps the centre of what the last one left
+            top += (shown[0] - window[0]) // 2
+            left += (shown[1] - window[1]) // 2
+            shown = window
+    sy, sx = height / resized[0], width / resized[1]
+    return left * sx, top * sy, (left + shown[1]) * sx, (top + shown[0]) * sy
+
+
+def resize_for(image: Image.Image, config: ImageProcessorConfig) -> Image.Image:
+    """The resize (and, for ConvNeXT's crop_pct rule, the crop) that `config` asks for."""
+    if not config.do_resize:
+        return image
+    (height, width), crop = resize_plan(image.height, image.width, config)
+    image = resize(image, height, width, config.resample)
+    return image if crop is None else center_crop(image, *crop)
 
 
 def preprocess(image: Image.Image, config: ImageProcessorConfig, table: np.ndarray | None = None) -> torch.Tensor:

@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
+from app.tabs.classification_inside import ClassificationInside
 from app.tabs.vision_common import VisionTab
 from app.widgets.score_bars import ScoresPanel
 from app.worker import Outcome
@@ -50,7 +51,21 @@ class ImageClassificationTab(VisionTab):
         self.clear_outcome()
         return holder
 
+    def build_inside(self) -> QWidget:
+        self.inside = ClassificationInside()
+        return self.inside
+
+    def show_inside(self, result: Any) -> None:
+        """The current picture's internals (the result that arrived may be another picture's)."""
+        picture = self.current
+        if picture is None or picture.outcome is None:
+            self.inside.clear()
+            return
+        self.inside.show_result(picture.outcome.result, picture.preview, picture.size)
+
     def show_outcome(self, outcome: Outcome) -> None:
+        if self.inside_open():
+            self.show_inside(outcome.result)
         rows = [(entry["label"], entry["score"]) for entry in outcome.result.to_json()]
         self.bars.set_scores(rows)
         if not rows:
@@ -64,6 +79,8 @@ class ImageClassificationTab(VisionTab):
         self.view.set_caption(f"{label} · {100 * score:.0f}%")
 
     def clear_outcome(self) -> None:
+        if hasattr(self, "inside"):  # build_result clears before build_inside has run
+            self.inside.clear()
         self.bars.set_scores([])
         self.summary.setText(
             "<span style='color:#8c959f'>Open a picture, drop one here or start the "

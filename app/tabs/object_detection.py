@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.detection_inside import DetectionInside, ShownBox
 from app.tabs.vision_common import VisionTab
 from app.widgets.overlays import Box, class_colour
 from app.widgets.tab_parts import results_table
@@ -70,6 +71,7 @@ class ObjectDetectionTab(VisionTab):
         self.table.setMouseTracking(True)
         self.table.setShowGrid(False)
         self.table.cellEntered.connect(lambda row, _col: self._highlight(row, from_table=True))
+        self.table.cellClicked.connect(self._on_row_clicked)
         self.table.viewport().installEventFilter(self)
         self.view.hovered.connect(lambda index: self._highlight(index, from_table=False))
 
@@ -93,8 +95,12 @@ class ObjectDetectionTab(VisionTab):
     def show_outcome(self, outcome: Outcome) -> None:
         self._result = outcome.result
         self._refilter()
+        if self.inside_open():
+            self.show_inside(outcome.result)
 
     def clear_outcome(self) -> None:
+        if hasattr(self, "inside"):  # build_result clears before build_inside has run
+            self.inside.clear()
         self._result = None
         self._shown = []
         self.table.setRowCount(0)
@@ -122,6 +128,8 @@ class ObjectDetectionTab(VisionTab):
             where = QTableWidgetItem(f"{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}")
             for column, item in enumerate((name, score, where)):
                 self.table.setItem(row, column, item)
+        if self.inside_open():
+            self.inside.set_boxes(self._shown_boxes())
         count = len(self._shown)
         objects = "no object" if count == 0 else "1 object" if count == 1 else f"{count} objects"
         self.summary.setText(
@@ -140,6 +148,33 @@ class ObjectDetectionTab(VisionTab):
         self.threshold_value.setText(f"{value / 100:.2f}")
         self.settings.set_value("threshold", value / 100)
         self._refilter()
+
+    # ----- inside the model -------------------------------------------------------------------
+
+    def build_inside(self) -> QWidget:
+        self.inside = DetectionInside()
+        return self.inside
+
+    def show_inside(self, result: Any) -> None:
+        """The current picture's internals (the result that arrived may be another picture's)."""
+        picture = self.current
+        if picture is None or picture.outcome is None or self._result is None:
+            self.inside.clear()
+            return
+        self.inside.show_result(self._result, self._shown_boxes(), picture.preview, picture.size)
+
+    def _shown_boxes(self) -> list[ShownBox]:
+        """The boxes on screen with their queries (a detection is its query's candidate)."""
+        queries = {id(d): q for q, d in enumerate(self._result.candidates)} if self._result is not None else {}
+        return [
+            ShownBox(queries[id(d)], QRectF(QPointF(d.box[0], d.box[1]), QPointF(d.box[2], d.box[3])),
+                     class_colour(d.label_id))
+            for d in self._shown
+        ]
+
+    def _on_row_clicked(self, row: int, _column: int) -> None:
+        if self.inside_open() and 0 <= row < len(self._shown):
+            self.inside.choose_query(self._shown_boxes()[row].query)
 
     # ----- hover: a box and its row light up together -------------------------------------------
 

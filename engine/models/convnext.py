@@ -144,6 +144,29 @@ class ConvNextForImageClassification(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(pixel_values))
 
+    def class_activation_maps(self, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) last-stage features, (k,) class ids -> (B, k, h, w): where in the map
+        each class's logit comes from (CAM: Zhou et al., "Learning Deep Features for
+        Discriminative Localization", CVPR 2016).
+
+        CAM is exact for global average pooling followed by a linear layer, and ConvNeXT puts a
+        LayerNorm between the two. A LayerNorm is affine once its mean and variance are fixed,
+        so every position is normalised with the statistics of the pooled vector, the ones the
+        head really used: the map at p is w_c · (γ ⊙ (f_p − μ̄) / σ̄ + β), and its mean over the
+        positions is exactly logit_c − bias_c. Only the linear part is exact in this sense:
+        normalising each position with its own statistics would give maps that no longer add
+        up to the logit."""
+        norm = self.convnext.layernorm
+        pooled = features.mean(dim=(-2, -1))  # (B, C)
+        mean = pooled.mean(-1)[:, None, None, None]  # (B, 1, 1, 1)
+        variance = pooled.var(-1, unbiased=False)[:, None, None, None]
+        normed = (features - mean) * torch.rsqrt(variance + norm.eps)
+        normed = normed * norm.weight[:, None, None] + norm.bias[:, None, None]  # (B, C, h, w)
+        weight = self.classifier.weight
+        if callable(weight):  # int8: a dynamically quantised layer hands out its weight by a call
+            weight = weight().dequantize()
+        return torch.einsum("kc,bchw->bkhw", weight[classes].to(normed.dtype), normed)
+
 
 @dataclass(frozen=True)
 class ConvNextConfig:

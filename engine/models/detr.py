@@ -18,7 +18,7 @@ from torch import nn
 from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
-from engine.models.common import activation
+from engine.models.common import activation, attend
 from engine.models.resnet import ResNet, ResNetConfig, rename_hf_keys
 
 BACKBONE_PREFIX = "model.backbone.conv_encoder.model."
@@ -53,7 +53,7 @@ class DetrAttention(nn.Module):
         v = self.v_proj(value).view(batch, n_key, self.heads, -1).transpose(1, 2)
         # key_mask (B, L_key) True = attend -> (B, 1, 1, L_key)
         mask = None if key_mask is None else key_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(self, q, k, v, mask)
         # (B, heads, L, D/heads) -> (B, L, D)
         return self.out_proj(out.transpose(1, 2).reshape(batch, n_query, dim))
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.checkpoint import StateDict
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError, InputError
-from engine.models.common import SelfOutput, activation
+from engine.models.common import SelfOutput, activation, attend
 
 
 class PatchEmbeddings(nn.Module):
@@ -74,7 +73,7 @@ class SelfAttention(nn.Module):
         def heads(x: torch.Tensor) -> torch.Tensor:
             return x.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)  # (B, h, L, d)
 
-        context = F.scaled_dot_product_attention(heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden)))
+        context = attend(self, heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden)))
         return context.transpose(1, 2).reshape(batch, length, dim)  # (B, L, D)
 
 

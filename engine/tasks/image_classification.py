@@ -7,15 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from engine import image_device
+from engine import image_device, probe
 from engine.config import id2label
 from engine.errors import CheckpointError, InputError
 from engine.image import ImageSource, load_image
-from engine.image_processing import preprocess, resample_name, value_table
+from engine.image_processing import input_region, preprocess, resample_name, value_table
+from engine.models.convnext import ConvNextForImageClassification
+from engine.models.vit import ViTForImageClassification
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Task, find_family
+from engine.tasks.base import EXPLAIN, Hooks, Option, Task, find_family
+from engine.tasks.classification_inside import inside_of
 from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function, label_name
 from engine.tasks.vision_common import FAMILIES, read_processor
 
@@ -49,6 +53,7 @@ class ImageClassification(Task):
             "(sigmoid for one label or multi-label, softmax otherwise)",
             choices=("default", "softmax", "sigmoid", "none"),
         ),
+        EXPLAIN,
     )
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
@@ -60,7 +65,10 @@ class ImageClassification(Task):
         self._check_input_size()
         self._table = value_table(self.processor)
         self.preprocess_on_device = image_device.use_device_path(device)
-        self.model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        model = self.family.load(self.name, self.folder, self.model_config, device, dtype)
+        if not isinstance(model, (ViTForImageClassification, ConvNextForImageClassification)):
+            raise TypeError(f"image classification expects ViT or ConvNeXT, not {type(model).__name__}")
+        self.model = model
 
     def _check_input_size(self) -> None:
         """A ViT sees exactly its trained grid of patches: the processor must produce it."""
@@ -86,18 +94,29 @@ class ImageClassification(Task):
         else:
             pixel_values = preprocess(image, self.processor, self._table).to(self.device, self.dtype)
         check_cancel(hooks.cancel)
-        with torch.inference_mode():
-            logits = self.model(pixel_values)[0].float().cpu()  # (num_labels,)
+        inside = inside_of(self.model)
+        with torch.inference_mode(), probe.maybe_watching(opts["explain"], self.model, inside.keep,
+                                                          taps=inside.taps) as watched:
+            features = self.model.forward_features(pixel_values)
+            batch_logits = self.model.forward_head(features)
+        logits = batch_logits[0].float().cpu()  # (num_labels,)
         function = opts["function_to_apply"]
         if function == "default":
             function = default_function(self.config.get("problem_type"), self.model_config.num_labels)
         scores = apply_function(logits, function).tolist()
         ranked = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
         top = ranked[: min(opts["top_k"], len(ranked))]
+        internals = {}
+        if watched is not None:
+            with torch.inference_mode():
+                internals = inside.internals(watched.records, features, batch_logits, top)
+            region = input_region(image.height, image.width, self.processor)
+            internals["map_region"] = np.array(region, dtype=np.float32)
         return ImageClassificationResult(
             labels=[LabelScore(label=label_name(self.labels, i), score=scores[i]) for i in top],
             image_size=image.size,
             warnings=notes,
+            internals=internals,
         )
 
     def info(self) -> dict[str, Any]:

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from engine import image as imaging
 from engine import image_processing as processing
-from engine import image_device
+from engine import image_device, probe
 from engine.config import id2label
 from engine.errors import InputError
-from engine.models.detr import DetrForObjectDetection
+from engine.models.detr import DetrConfig, DetrForObjectDetection
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Result, Task, find_family
+from engine.tasks.base import EXPLAIN, Hooks, Option, Result, Task, find_family
 from engine.tasks.labels import label_name
 from engine.tasks.vision_common import FAMILIES, read_processor
 
@@ -128,6 +129,56 @@ def postprocess(
     return scores, labels, corners * scale
 
 
+# ------------------------------------------------------------------------- inside the model
+
+# The backbone's output stride: one feature (and one attention key) per 32×32 input pixels.
+STRIDE = 32
+
+
+class DetrInside:
+    """What a DETR run keeps for the "Inside the model" view (the figures of Carion et al.):
+
+    "cross_attention" (queries, heads, h, w) float16: where each object query looked in the
+    decoder's last layer, per head, at the feature map's resolution; "encoder_attention"
+    (h·w, h·w) float16: the encoder's last self-attention averaged over its heads (one row per
+    position of the map: where that position gathered from); the heads' average is what the
+    view shows, and per head it would be eight times as large (11 MB at 800×1066). Every other
+    layer's weights are dropped as they are made."""
+
+    taps = ("model.input_projection",)
+
+    def __init__(self, config: DetrConfig) -> None:
+        self.encoder_last = f"model.encoder.layers.{config.encoder_layers - 1}.self_attn"
+        self.decoder_last = f"model.decoder.layers.{config.decoder_layers - 1}.encoder_attn"
+        self.grid = (0, 0)  # (h, w) of the feature map, from the tap before any attention
+
+    def keep(self, name: str, value: torch.Tensor) -> torch.Tensor | None:
+        if name == "model.input_projection":
+            self.grid = (value.shape[-2], value.shape[-1])
+            return None
+        if name == self.encoder_last:
+            return value[0].mean(0).to(torch.float16)  # (heads, h·w, h·w) -> (h·w, h·w)
+        if name == self.decoder_last:
+            # (heads, queries, h·w) -> (queries, heads, h, w)
+            return value[0].transpose(0, 1).unflatten(-1, self.grid).to(torch.float16)
+        return None
+
+    def internals(self, records: dict[str, torch.Tensor], logits: torch.Tensor, input_size: tuple[int, int],
+                  image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+        """The kept maps by their short names, with "no_object" (queries,): each query's
+        probability of "no object", and "map_region": where the feature grid lies on the photo,
+        (x0, y0, x1, y1) in its pixels (the last row and column reach past its edges when the
+        input is not a multiple of 32); `input_size` and `image_size` are (width, height)."""
+        kept = {"no_object": logits[0].float().softmax(-1)[:, -1].cpu().numpy()}
+        for key, name in (("cross_attention", self.decoder_last), ("encoder_attention", self.encoder_last)):
+            if name in records:
+                kept[key] = records[name].cpu().numpy()
+        (w_in, h_in), (width, height) = input_size, image_size
+        h, w = self.grid
+        kept["map_region"] = np.array([0, 0, w * STRIDE * width / w_in, h * STRIDE * height / h_in], dtype=np.float32)
+        return kept
+
+
 # ---------------------------------------------------------------------------------- the task
 
 
@@ -144,6 +195,7 @@ class ObjectDetection(Task):
     extra_files = ("preprocessor_config.json",)
     options = (
         Option("threshold", float, 0.5, "keep boxes whose score is above this (0 to 1)"),
+        EXPLAIN,
     )
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
@@ -175,7 +227,8 @@ class ObjectDetection(Task):
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Detections:
         hooks = hooks or Hooks()
-        threshold = self.resolve_options(options)["threshold"]
+        opts = self.resolve_options(options)
+        threshold = opts["threshold"]
         if not 0.0 <= threshold <= 1.0:
             raise InputError("--threshold must lie between 0 and 1")
         warnings: list[str] = []
@@ -186,8 +239,10 @@ class ObjectDetection(Task):
         pixel_values, _ = preprocess([picture], self.processor, device=on_device, dtype=self.dtype)
         prepared = time.perf_counter()
         check_cancel(hooks.cancel)
+        inside = DetrInside(self.model.config)
         with torch.inference_mode():
-            logits, boxes = self.model(pixel_values.to(self.device, self.dtype))
+            with probe.maybe_watching(opts["explain"], self.model, inside.keep, taps=inside.taps) as watched:
+                logits, boxes = self.model(pixel_values.to(self.device, self.dtype))
             scores, labels, corners = postprocess(logits, boxes, [(picture.height, picture.width)])
         rows = zip(scores[0].tolist(), labels[0].tolist(), corners[0].tolist())  # the one image's queries
         finished = time.perf_counter()
@@ -200,6 +255,9 @@ class ObjectDetection(Task):
             model_input_size=(pixel_values.shape[-1], pixel_values.shape[-2]),
             timings={"preprocess": prepared - started, "model": finished - prepared},
             warnings=warnings,
+            internals={} if watched is None else inside.internals(
+                watched.records, logits, (pixel_values.shape[-1], pixel_values.shape[-2]), picture.size
+            ),
         )
 
 

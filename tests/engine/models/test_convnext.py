@@ -90,3 +90,26 @@ def test_describe_gives_the_architecture():
 def test_adapt_leaves_hub_files_as_they_are():
     state = {"classifier.weight": torch.zeros(2, 3)}
     assert convnext.adapt(state, set(state)) == state
+
+
+def test_class_activation_maps_equal_a_reference_from_transformers_features(tmp_path):
+    """The reference, from transformers' last hidden state and classifier: each position's
+    features normalised with the pooled vector's statistics, dotted with the class's weights.
+    Every map's mean over the positions is the logit minus its bias."""
+    reference = save_tiny(tmp_path)
+    model = load(tmp_path)
+    pixels = torch.randn(2, 3, 96, 64)
+    classes = torch.tensor([3, 0, 2])
+    with torch.no_grad():
+        out = reference(pixel_values=pixels, output_hidden_states=True)
+        last = out.hidden_states[-1]  # (B, C, h, w)
+        norm, head = reference.convnext.layernorm, reference.classifier
+        pooled = last.mean((-2, -1))
+        mean, std = pooled.mean(-1), (pooled.var(-1, unbiased=False) + norm.eps).sqrt()
+        positions = (last - mean[:, None, None, None]) / std[:, None, None, None]
+        positions = positions * norm.weight[:, None, None] + norm.bias[:, None, None]
+        expected = torch.stack([(positions * head.weight[c][:, None, None]).sum(1) for c in classes], dim=1)
+        maps = model.class_activation_maps(model.forward_features(pixels), classes)
+    assert maps.shape == (2, 3, 3, 2)
+    torch.testing.assert_close(maps, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(maps.mean((-2, -1)), out.logits[:, classes] - head.bias[classes], rtol=0, atol=1e-5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine import probe
 from engine.checkpoint import load_model
 from engine.config import read_json
 from engine.errors import CheckpointError
@@ -210,3 +211,33 @@ def test_an_unknown_activation_fails_at_load(tiny):
     data = read_json(folder / "config.json")
     with pytest.raises(CheckpointError, match="activation_function 'mish'"):
         detr.DetrConfig.from_json({**data, "activation_function": "mish"})
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["one-image", "padded-batch"])
+def test_watched_attention_equals_transformers_encoder_and_cross_attentions(tiny, padded):
+    """Through the probe: the encoder's self-attention weights equal transformers'
+    `encoder_attentions`, the decoder's cross-attention weights its `cross_attentions`
+    (batch, heads, queries, h·w), padding included; the outputs stay the fused path's."""
+    from transformers import DetrForObjectDetection
+
+    folder, _ = tiny
+    reference = DetrForObjectDetection.from_pretrained(folder, attn_implementation="eager").eval()
+    model = load(folder)
+    torch.manual_seed(4)
+    pixels = torch.randn(2, 3, 128, 160)
+    mask = torch.ones(2, 128, 160, dtype=torch.long)
+    if padded:
+        mask[1, 96:, :] = 0
+        mask[1, :, 100:] = 0
+    with torch.no_grad():
+        expected = reference(pixel_values=pixels, pixel_mask=mask, output_attentions=True)
+        fused = model(pixels, mask)
+        with probe.watching(model) as seen:
+            watched = model(pixels, mask)
+    for i, attention in enumerate(expected.encoder_attentions):
+        torch.testing.assert_close(seen.records[f"model.encoder.layers.{i}.self_attn"], attention, rtol=0, atol=1e-6)
+    for i, attention in enumerate(expected.cross_attentions):
+        torch.testing.assert_close(seen.records[f"model.decoder.layers.{i}.encoder_attn"], attention, rtol=0, atol=1e-6)
+    assert seen.records["model.decoder.layers.0.encoder_attn"].shape == (2, 4, 12, 4 * 5)
+    for ours, theirs in zip(watched, fused):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)

@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 
+from engine import probe
 from engine.checkpoint import load_model
 from engine.config import read_json
 from engine.errors import CheckpointError, InputError
@@ -110,3 +111,22 @@ def test_describe_gives_the_architecture():
         "heads": 4,
         "mlp_size": 37,
     }
+
+
+def test_watched_attention_equals_transformers_output_attentions(tiny):
+    """With a probe, every layer's weights (batch, heads, tokens, tokens) are transformers'
+    `output_attentions`, and the logits stay those of the fused path."""
+    folder, _ = tiny
+    reference = ViTForImageClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    model = load(folder)
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = reference(pixel_values=pixels, output_attentions=True)
+        fused = model(pixels)
+        with probe.watching(model) as seen:
+            watched = model(pixels)
+    names = [f"vit.encoder.layer.{i}.attention.attention" for i in range(2)]
+    assert list(seen.records) == names
+    for name, attention in zip(names, expected.attentions):
+        torch.testing.assert_close(seen.records[name], attention, rtol=0, atol=1e-6)
+    torch.testing.assert_close(watched, fused, rtol=0, atol=1e-5)

@@ -244,7 +244,7 @@ def test_catalogue_and_task_facts():
     cls = tasks.get("object-detection")
     assert cls is od.ObjectDetection
     assert (cls.modality, cls.input_kind, cls.default_model) == ("vision", "image", "facebook/detr-resnet-50")
-    assert cls.resolve_options({}) == {"threshold": 0.5}
+    assert cls.resolve_options({}) == {"threshold": 0.5, "explain": False}
 
 
 def test_cli_prints_the_pipeline_json(checkpoint, image_files, capsys):
@@ -256,3 +256,41 @@ def test_cli_prints_the_pipeline_json(checkpoint, image_files, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert len(printed) == 12  # every query scores above 0
     assert set(printed[0]) == {"score", "label", "box"}
+
+
+# ---------------------------------------------------------------------------- inside the model
+
+
+def test_explain_keeps_the_last_cross_and_encoder_attention_as_transformers_computes_them(checkpoint, task,
+                                                                                         image_files):
+    """The decoder's last cross-attention per query and head on the feature grid, the
+    encoder's last self-attention averaged over heads, each query's no-object probability;
+    with explain off the result is the same and nothing is kept."""
+    from transformers import DetrForObjectDetection
+
+    folder, _ = checkpoint
+    path = image_files[0]
+    plain = task.run(path, threshold=0.0)
+    assert task.run(path, threshold=0.0, explain=False).internals == {}
+    result = task.run(path, threshold=0.0, explain=True)
+    assert [d.label for d in result.candidates] == [d.label for d in plain.candidates]
+    np.testing.assert_allclose([d.score for d in result.candidates], [d.score for d in plain.candidates],
+                               rtol=0, atol=1e-5)
+
+    reference = DetrForObjectDetection.from_pretrained(folder, attn_implementation="eager").eval()
+    inputs = theirs_processor()(images=[imaging.load_image(path)], return_tensors="pt")
+    with torch.no_grad():
+        out = reference(**inputs, output_attentions=True)
+    inside = result.internals
+    assert set(inside) == {"cross_attention", "encoder_attention", "no_object", "map_region"}
+    width, height = result.model_input_size
+    h, w = -(-height // od.STRIDE), -(-width // od.STRIDE)
+    cross = out.cross_attentions[-1][0].transpose(0, 1).unflatten(-1, (h, w))  # (queries, heads, h, w)
+    assert inside["cross_attention"].shape == (12, 4, h, w) and inside["cross_attention"].dtype == np.float16
+    np.testing.assert_allclose(inside["cross_attention"], cross.numpy(), rtol=0, atol=1e-3)
+    encoder = out.encoder_attentions[-1][0].mean(0)  # (h·w, h·w)
+    np.testing.assert_allclose(inside["encoder_attention"], encoder.numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(inside["no_object"], out.logits[0].softmax(-1)[:, -1].numpy(), rtol=0, atol=1e-5)
+    x1, y1 = inside["map_region"][2:]
+    assert result.image_size[0] <= x1 < result.image_size[0] * (1 + od.STRIDE / width)
+    assert result.image_size[1] <= y1 < result.image_size[1] * (1 + od.STRIDE / height)
