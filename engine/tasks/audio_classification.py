@@ -17,7 +17,7 @@ import torch
 from engine import audio
 from engine.config import id2label
 from engine.errors import InputError
-from engine.tasks.base import Hooks, Option
+from engine.tasks.base import EXPLAIN, Hooks, Option
 from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function, label_name
 from engine.tasks.speech_common import AudioInput, SpeechTask, as_samples
 
@@ -31,7 +31,7 @@ class AudioClassification(SpeechTask):
     default_model = "superb/wav2vec2-base-superb-ks"
     suggested_models = ("superb/wav2vec2-base-superb-ks", "superb/hubert-large-superb-er")
     extra_files = ("preprocessor_config.json",)
-    options = (Option("top_k", int, 5, "how many labels to return"),)
+    options = (Option("top_k", int, 5, "how many labels to return"), EXPLAIN)
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -45,9 +45,26 @@ class AudioClassification(SpeechTask):
         return {**super().info(), "labels": list(self.labels), "head": "mean-pooled frames, linear"}
 
     def run(self, input: AudioInput, *, hooks: Hooks | None = None, **options: Any) -> ScoredLabels:
-        top_k = self.resolve_options(options)["top_k"]
+        opts = self.resolve_options(options)
         samples = audio.load_audio(input, self.rate) if isinstance(input, (str, Path)) else as_samples(input)
-        return self.classify(samples, top_k)
+        result = self.classify(samples, opts["top_k"])
+        if opts["explain"]:
+            result.internals = self.inside(samples, result)
+        return result
+
+    def inside(self, samples: np.ndarray, result: ScoredLabels) -> dict[str, np.ndarray]:
+        """What the "Inside the model" view shows: the label scores over time, one window per
+        step (`window_scores` (windows, labels), `window_times` (windows, 2) seconds, from
+        `scores_over_time` unless `result` already carries them), the `labels`, and for a
+        weighted-layer-sum head the softmaxed `layer_weights` (layers + 1: the encoder's input,
+        then each layer's output)."""
+        found = _result_windows(result)
+        times, scores = found if found is not None else scores_over_time(self, samples)
+        kept = {"window_times": times, "window_scores": scores, "labels": np.array(self.labels, dtype=np.str_)}
+        weights = getattr(self.model.module, "layer_weights", None)
+        if weights is not None:
+            kept["layer_weights"] = weights.detach().float().softmax(-1).cpu().numpy()
+        return kept
 
     def classify(self, samples: np.ndarray, top_k: int | None = 5) -> ScoredLabels:
         if top_k is not None and top_k < 1:
@@ -59,6 +76,36 @@ class AudioClassification(SpeechTask):
             # score first, as the pipeline orders its keys
             [LabelScore(score=s, label=self.labels[i]) for s, i in zip(best.values.tolist(), best.indices.tolist())]
         )
+
+
+#: The window and step of the scores over time, in seconds (keyword models hear one second).
+WINDOW_S, STEP_S = 1.0, 0.5
+
+
+def scores_over_time(
+    task: AudioClassification, samples: np.ndarray, window_s: float = WINDOW_S, step_s: float = STEP_S
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every label's score for windows of `window_s` every `step_s` (the last one ending with
+    the clip; a clip no longer than one window is one window): ((windows, 2) start and end
+    seconds, (windows, labels) scores)."""
+    size = max(int(window_s * task.rate), task.model.config.shortest_input)
+    step = max(int(step_s * task.rate), 1)
+    if len(samples) <= size:
+        starts = [0]
+    else:
+        starts = list(range(0, len(samples) - size, step)) + [len(samples) - size]
+    scores = [apply_function(task.model(samples[s : s + size]), task.activation).cpu().numpy() for s in starts]
+    times = [(s / task.rate, min(s + size, len(samples)) / task.rate) for s in starts]
+    return np.array(times, dtype=np.float32), np.stack(scores).astype(np.float32)
+
+
+def _result_windows(result: ScoredLabels) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scores over time that windowed long-file classification puts on its result
+    (`window_times`, `window_scores`), when it does; None until then."""
+    times, scores = getattr(result, "window_times", None), getattr(result, "window_scores", None)
+    if times is None or scores is None:
+        return None
+    return np.asarray(times, dtype=np.float32).reshape(-1, 2), np.asarray(scores, dtype=np.float32)
 
 
 @dataclass
