@@ -172,7 +172,7 @@ class SpeechRecognitionTab(AudioTab):
     def build_inside(self) -> QWidget | None:
         hint = QLabel(
             "One cell per 20 ms frame: its most likely character, shaded and barred by its probability "
-            "(· is the blank, ␣ the space between words). Below, what greedy CTC keeps: repeats "
+            "(· is the blank, ␣ the space between words, ◇ a special token). Below, what greedy CTC keeps: repeats "
             "merged and blanks dropped, each character under the frames it came from, then the words. "
             "Hover a frame to see its best characters and its word's frames."
         )

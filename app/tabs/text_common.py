@@ -111,6 +111,13 @@ class TextTab(TaskTab):
         if "attention" not in internals:
             self.head_view.clear()
             return
-        self.head_view.set_attention(
-            internals["pieces"].tolist(), internals["piece_ids"].tolist(), internals["attention"]
-        )
+        pieces, unknown = shown_pieces(internals)
+        self.head_view.set_attention(pieces, internals["piece_ids"].tolist(), internals["attention"], unknown)
+
+
+def shown_pieces(internals: dict[str, Any], prefix: str = "") -> tuple[list[str], set[int]]:
+    """The pieces as a view shows them: an [UNK] piece as the text it stands for (the indices
+    of those come second, to be drawn apart)."""
+    pieces, texts = internals[f"{prefix}pieces"].tolist(), internals[f"{prefix}piece_texts"].tolist()
+    unknown = {i for i, (piece, text) in enumerate(zip(pieces, texts)) if piece == "[UNK]" and text}
+    return [texts[i] if i in unknown else piece for i, piece in enumerate(pieces)], unknown

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.tabs.text_common import TextTab, encoder_paragraph, entity_type
+from app.tabs.text_common import TextTab, encoder_paragraph, entity_type, shown_pieces
 from app.widgets.tab_parts import results_table
 from app.widgets.text_inside import PieceProbabilities
 from app.widgets.text_input import TextInput
@@ -102,7 +102,7 @@ class TokenClassificationTab(TextTab):
             self.piece_table.setRowCount(0)
             return
         self.piece_table.set_probabilities(
-            internals["text_pieces"].tolist(),
+            shown_pieces(internals, "text_")[0],
             internals["text_piece_ids"].tolist(),
             internals["labels"].tolist(),
             internals["piece_probabilities"],

@@ -131,7 +131,7 @@ class LayerWeights(QWidget):
             painter.end()
             return
         top, bottom = 18.0, self.height() - 18.0
-        width = (self.width() - 16) / n
+        width = min(56.0, (self.width() - 16) / n)
         highest = max(float(self.weights.max()), 1e-6)
         text = self.palette().color(QPalette.ColorRole.Text)
         muted = self.palette().color(QPalette.ColorRole.PlaceholderText)

@@ -18,6 +18,7 @@ from app import theme
 CELL = 14  # pixels per frame
 BLANK_MARK = "·"
 SPACE_MARK = "␣"
+OTHER_MARK = "◇"  # a token longer than one character (<s>, <unk>)
 # the rows, top to bottom, and their heights in pixels
 ROWS = (("sound", 26), ("frames", 20), ("probability", 8), ("kept", 20), ("words", 22), ("time", 14))
 
@@ -168,7 +169,7 @@ class FrameStrip(QWidget):
             shade.setAlphaF(0.08 + 0.5 * probability if token != data.blank_id else 0.05)
             painter.fillRect(cell.adjusted(0.5, 0, -0.5, 0), shade)
             painter.setPen(muted if token == data.blank_id else text)
-            painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, data.shown(token))
+            painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, self._fit(data.shown(token)))
             height = probability * (bars.height() - 1)
             painter.fillRect(QRectF(i * CELL + 2, bars.bottom() - height, CELL - 4, height), muted)
             if i == self.hovered_frame:
@@ -191,7 +192,7 @@ class FrameStrip(QWidget):
             painter.drawLine(QPointF(span.left(), kept.top() + 2), QPointF(span.right(), kept.top() + 2))
             painter.setPen(text)
             painter.setFont(bold)
-            label = SPACE_MARK if char == " " else char
+            label = self._fit(SPACE_MARK if char == " " else char)
             painter.drawText(QRectF(start * CELL, kept.top() + 3, CELL, kept.height() - 3), Qt.AlignmentFlag.AlignCenter, label)
         painter.setFont(self.font())
         for index, (word, (start, end)) in enumerate(zip(data.words, data.word_frames.tolist())):
@@ -203,6 +204,12 @@ class FrameStrip(QWidget):
             painter.drawRoundedRect(box, 3, 3)
             painter.setPen(text)
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, word)
+
+    @staticmethod
+    def _fit(token: str) -> str:
+        """A token of several characters (<s>, <unk>) as one mark that fits a cell (the
+        caption of a hovered frame names it)."""
+        return token if len(token) <= 1 else OTHER_MARK
 
     def _draw_time(self, painter: QPainter, data: FrameData, first: int, last: int) -> None:
         row = self._row("time")

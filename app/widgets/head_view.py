@@ -36,13 +36,14 @@ class HeadCanvas(QWidget):
         super().__init__(parent)
         self.pieces: list[str] = []
         self.ids: list[int] = []
+        self.unknown: set[int] = set()  # pieces outside the vocabulary, shown as their text
         self.weights = np.zeros((0, 0), dtype=np.float32)
         self.hovered: tuple[str, int] | None = None
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_pieces(self, pieces: list[str], ids: list[int]) -> None:
-        self.pieces, self.ids = list(pieces), list(ids)
+    def set_pieces(self, pieces: list[str], ids: list[int], unknown: set[int] | None = None) -> None:
+        self.pieces, self.ids, self.unknown = list(pieces), list(ids), set(unknown or ())
         self.hovered = None
         self.updateGeometry()
         self.update()
@@ -116,14 +117,16 @@ class HeadCanvas(QWidget):
         muted = self.palette().color(QPalette.ColorRole.PlaceholderText)
         small = QFont(self.font())
         small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+        slanted = QFont(self.font())
+        slanted.setItalic(True)
         for i in range(rows):
             band = QRectF(0, 4 + height * i, column - 4, height)
             painter.setFont(small)
             painter.setPen(muted)
             if i < len(self.ids):
                 painter.drawText(band, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, str(self.ids[i]))
-            painter.setFont(self.font())
-            painter.setPen(text)
+            painter.setFont(slanted if i in self.unknown else self.font())
+            painter.setPen(muted if i in self.unknown else text)
             piece = self.pieces[i] if i < len(self.pieces) else ""
             painter.drawText(band, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, piece)
             key_band = QRectF(self.width() - column + 4, 4 + height * i, column - 4, height)
@@ -167,6 +170,8 @@ class HeadView(QWidget):
         self.attention = np.zeros((0, 0, 0, 0), dtype=np.float16)
         self.layer_box = QComboBox()
         self.head_box = QComboBox()
+        for box in (self.layer_box, self.head_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_box.currentIndexChanged.connect(self._redraw)
         self.head_box.currentIndexChanged.connect(self._redraw)
         self.note = QLabel()
@@ -190,7 +195,9 @@ class HeadView(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(scroll, 1)
 
-    def set_attention(self, pieces: list[str], ids: list[int], attention: np.ndarray) -> None:
+    def set_attention(
+        self, pieces: list[str], ids: list[int], attention: np.ndarray, unknown: set[int] | None = None
+    ) -> None:
         layers, heads, shown = attention.shape[:3]
         old_layer, old_head = self.layer, self.head
         self.attention = attention
@@ -204,10 +211,12 @@ class HeadView(QWidget):
         self.head_box.setCurrentIndex(old_head + 1 if old_head < heads else 0)
         for box in (self.layer_box, self.head_box):
             box.blockSignals(False)
-        self.canvas.set_pieces(pieces[:shown], ids[:shown])
+        self.canvas.set_pieces(pieces[:shown], ids[:shown], unknown)
         cut = len(pieces) - shown
         self.note.setText(
-            "Each piece on the left attends to the pieces on the right; hover a piece to see only its lines."
+            "Each piece on the left (with its id) attends to the pieces on the right; hover a piece to "
+            "see only its lines."
+            + (" Pieces outside the vocabulary ([UNK]) show their text, in grey italics." if unknown else "")
             + (f" Attention is kept among the first {shown} of {len(pieces)} pieces only." if cut > 0 else "")
         )
         self._redraw()

@@ -19,6 +19,7 @@ from engine.errors import InputError
 from engine.runtime import check_cancel
 from engine.tasks.base import EXPLAIN, CheckInput, Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_inside import piece_internals
 
 # Logit given to tokens that cannot be in the answer (the question, special tokens): far below
 # any real logit, so their probability after the softmax is exactly zero.
@@ -92,6 +93,7 @@ class QuestionAnswering(TextTask):
         internals: dict[str, np.ndarray] | None = {} if opts["explain"] else None
         logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress, internals=internals)
         if internals is not None:
+            internals.update(piece_internals(self.tokenizer, windows[0], (question, context)))
             internals.update(_context_scores(windows, logits))
         found: list[Answer] = []
         null_score = 1e6  # the pipeline's starting value: any real score is lower

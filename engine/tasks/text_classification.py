@@ -12,6 +12,7 @@ from engine.errors import InputError
 from engine.tasks.base import EXPLAIN, Hooks, Option
 from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function
 from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_inside import piece_internals
 
 
 @dataclass
@@ -61,7 +62,7 @@ class TextClassification(TextTask):
             reverse=True,
         )
         if internals is not None:
-            internals["logits"] = logits.numpy()
+            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy())
         return Classification(
             ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings, internals=internals or {}
         )

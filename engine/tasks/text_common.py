@@ -18,7 +18,7 @@ from engine.probe import maybe_watching
 from engine.runtime import CancelFlag, check_cancel
 from engine.tasks.base import Family, Task, find_family
 from engine.tasks.labels import label_name
-from engine.tasks.text_inside import keep_attention, piece_internals, stack_attention
+from engine.tasks.text_inside import keep_attention, stack_attention
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
 
@@ -111,7 +111,7 @@ class TextTask(Task):
         """The model's output for each encoding, in groups of `WINDOW_BATCH` padded on the right;
         each output is cut back to its encoding's length and moved to the CPU as float32.
         `on_progress(done, total)` follows the encodings; `cancel` is checked between groups.
-        Given `internals` (explain), the first encoding's pieces and attention go into it."""
+        Given `internals` (explain), the first encoding's attention goes into it."""
         outputs: list[Any] = []
         per_token = self.head != "sequence-classification"
         for begin in range(0, len(encodings), WINDOW_BATCH):
@@ -122,7 +122,6 @@ class TextTask(Task):
             with torch.inference_mode(), maybe_watching(watch, self.model, keep) as probe:
                 result = self.model(**self._batch(group))
             if internals is not None and probe is not None:
-                internals.update(piece_internals(self.tokenizer, group[0]))
                 internals["attention"] = stack_attention(probe.records)
             for row, encoding in enumerate(group):
                 outputs.append(_take_row(result, row, len(encoding.ids), per_token))

@@ -21,14 +21,23 @@ from tokenizers import Encoding, Tokenizer
 ATTENTION_PIECES = 256
 
 
-def piece_internals(tokenizer: Tokenizer, encoding: Encoding, prefix: str = "") -> dict[str, np.ndarray]:
-    """`pieces` (the tokenizer's strings), `piece_ids` and `piece_spans` (each piece's
-    characters, [start, end), in the text it came from) of one encoding; `prefix` starts the
-    names (QA keeps the context's pieces beside the window's)."""
+def piece_internals(
+    tokenizer: Tokenizer, encoding: Encoding, texts: tuple[str, ...], prefix: str = ""
+) -> dict[str, np.ndarray]:
+    """`pieces` (the tokenizer's strings), `piece_ids`, `piece_spans` (each piece's characters,
+    [start, end), in the text it came from) and `piece_texts` (those characters: what an
+    [UNK] piece stands for; empty for special pieces) of one encoding of `texts` (one text, or
+    a question and its context); `prefix` starts the names (NER keeps the whole text's pieces
+    beside the first window's)."""
+    covered = [
+        "" if sequence is None else texts[sequence][start:end]
+        for sequence, (start, end) in zip(encoding.sequence_ids, encoding.offsets)
+    ]
     return {
         f"{prefix}pieces": np.array([tokenizer.id_to_token(i) or "" for i in encoding.ids], dtype=np.str_),
         f"{prefix}piece_ids": np.array(encoding.ids, dtype=np.int32),
         f"{prefix}piece_spans": np.array(encoding.offsets, dtype=np.int32).reshape(-1, 2),
+        f"{prefix}piece_texts": np.array(covered, dtype=np.str_),
     }
 
 

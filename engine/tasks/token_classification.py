@@ -125,6 +125,8 @@ class TokenClassification(TextTask):
         logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress, internals=internals)
         probabilities = [_softmax(window_logits.numpy()) for window_logits in logits]
         if internals is not None:
+            internals.update(piece_internals(self.tokenizer, windows[0], (text,)))
+            internals.update(piece_internals(self.tokenizer, whole, (text,), "text_"))
             internals.update(self._piece_probabilities(whole, windows, probabilities, step))
         entities: list[dict[str, Any]] = []
         for number, (encoding, window_probabilities) in enumerate(zip(windows, probabilities)):
@@ -158,11 +160,7 @@ class TokenClassification(TextTask):
         table[0] = probabilities[0][0]
         table[-1] = probabilities[-1][-1]
         labels = np.array([self.label(i) for i in range(table.shape[1])], dtype=np.str_)
-        return {
-            **piece_internals(self.tokenizer, whole, "text_"),
-            "piece_probabilities": table,
-            "labels": labels,
-        }
+        return {"piece_probabilities": table, "labels": labels}
 
     # ----------------------------------------------------------------------- tokens
 

@@ -46,7 +46,10 @@ def test_the_head_view_follows_layer_head_and_hover(qtbot, window, task):
     tab.inside_pages.setCurrentWidget(view)
     view.resize(600, 500)
     layers, heads, shown, _ = internals["attention"].shape
-    assert view.canvas.pieces == internals["pieces"].tolist()[:shown]
+    pieces, texts = internals["pieces"].tolist(), internals["piece_texts"].tolist()
+    # the tiny vocabulary lacks most words: an [UNK] piece shows the text it stands for
+    assert view.canvas.pieces == [t if p == "[UNK]" else p for p, t in zip(pieces, texts)][:shown]
+    assert view.canvas.unknown == {i for i, p in enumerate(pieces[:shown]) if p == "[UNK]"}
     assert view.layer_box.count() == layers and view.head_box.count() == heads + 1
     mean = internals["attention"][0].astype(np.float32).mean(axis=0)
     np.testing.assert_allclose(view.canvas.weights, mean)
@@ -78,8 +81,9 @@ def test_named_entities_show_every_pieces_label_probabilities(qtbot, window, tin
     table = tab.piece_table
     expected = engine_result(task, tiny_models[task], TEXT, explain=True).internals
     pieces = expected["text_pieces"].tolist()
+    shown = [t if p == "[UNK]" else p for p, t in zip(pieces, expected["text_piece_texts"].tolist())]
     assert table.rowCount() == len(pieces)
-    assert [table.cell_text(r, 0) for r in range(len(pieces))] == pieces
+    assert [table.cell_text(r, 0) for r in range(len(pieces))] == shown
     labels = expected["labels"].tolist()
     assert [table.horizontalHeaderItem(c).text() for c in range(2, 2 + len(labels))] == labels
     assert table.cell_text(1, 2) == f"{100 * internals['piece_probabilities'][1, 0]:.1f}"

@@ -77,6 +77,12 @@ def test_attention_and_pieces_equal_transformers(checkpoints, family, head):
     inside = result.internals
     assert inside["piece_ids"].tolist() == inputs["input_ids"][0].tolist()
     assert inside["pieces"].tolist() == tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    texts = (QUESTION, CONTEXT) if head == "qa" else (TEXT,)
+    covered = [
+        "" if s is None else texts[s][a:b] for s, (a, b) in zip(inputs.sequence_ids(0), inputs.encodings[0].offsets)
+    ]
+    assert inside["piece_texts"].tolist() == covered
+    assert "Lovelace" in "".join(covered)
     attention = torch.stack(expected.attentions)[:, 0]  # (layers, heads, T, T)
     assert inside["attention"].dtype == np.float16
     assert inside["attention"].shape == attention.shape
