@@ -148,8 +148,9 @@ class HeadCanvas(QWidget):
             else:
                 queries, keys = others, np.full_like(others, index)
             strengths = weights[queries, keys]
-        # one pen per strength step, thicker and more opaque as attention grows
-        steps = np.minimum((strengths * LEVELS).astype(int), LEVELS - 1)
+        # one pen per strength step, thicker and more opaque as attention grows; on a square-root
+        # scale, so that attention spread evenly over sixty pieces still shows
+        steps = np.minimum((np.sqrt(strengths) * LEVELS).astype(int), LEVELS - 1)
         for level in np.unique(steps):
             chosen = steps == level
             pen_colour = QColor(colour)
