@@ -144,7 +144,7 @@ def main() -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"{name:<28}{1000 * r['off_s']:>7.0f}ms{1000 * r['on_s']:>7.0f}ms{r['ratio']:>7.2f}x"
-            f"{r['peak_off_mb']:>8.0f}MB{r['extra_mb']:>7.0f}MB{r['internals_mb']:>7.1f}MB  {r['identical']}",
+            f"{r['peak_off_mb']:>8.0f}MB{r['extra_mb']:>7.0f}MB{1024 * r['internals_mb']:>7.0f}KB  {r['identical']}",
             flush=True,
         )
 

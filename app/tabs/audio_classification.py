@@ -83,9 +83,10 @@ class AudioClassificationTab(AudioTab):
         span = float(times[0, 1] - times[0, 0]) if len(times) else 0.0
         step = float(times[1, 0] - times[0, 0]) if len(times) > 1 else 0.0
         self.over_time_note.setText(
-            f"The clip classified in windows of {span:.1f} s"
+            "The head averages the clip's frames and is linear, so the clip's score is the average of "
+            f"every frame's vote. Here the votes of windows of {span:.1f} s"
             + (f" every {step:.1f} s" if step else " (one window: the clip is short)")
-            + "; each row is a label, each cell as strong as its score in that window."
+            + ", from the same pass: each row a label, each cell as strong as its score in that window."
         )
         weights = internals.get("layer_weights")
         self.layer_weights.set_weights(weights)

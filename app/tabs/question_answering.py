@@ -131,11 +131,7 @@ class QuestionAnsweringTab(TextTab):
         self.span_scores = SpanScores()
         return [("Start and end scores along the text", self.span_scores)]
 
-    def show_inside(self, result: Any) -> None:
-        super().show_inside(result)
-        internals = getattr(result, "internals", None) or {}
-        if "start_logits" not in internals:
-            return
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
         best = self._answers[0] if self._answers and not getattr(result, "no_answer", False) else None
         self.span_scores.set_scores(
             self.last_input or "",

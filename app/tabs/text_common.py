@@ -113,6 +113,10 @@ class TextTab(TaskTab):
             return
         pieces, unknown = shown_pieces(internals)
         self.head_view.set_attention(pieces, internals["piece_ids"].tolist(), internals["attention"], unknown)
+        self.show_inside_parts(internals, result)
+
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
+        """Draw the tab's own pages from a result's `internals` (all there: explain was on)."""
 
 
 def shown_pieces(internals: dict[str, Any], prefix: str = "") -> tuple[list[str], set[int]]:

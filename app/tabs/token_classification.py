@@ -95,12 +95,7 @@ class TokenClassificationTab(TextTab):
         self.piece_table = PieceProbabilities()
         return [("Label probabilities per piece", self.piece_table)]
 
-    def show_inside(self, result: Any) -> None:
-        super().show_inside(result)
-        internals = getattr(result, "internals", None) or {}
-        if "piece_probabilities" not in internals:
-            self.piece_table.setRowCount(0)
-            return
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
         self.piece_table.set_probabilities(
             shown_pieces(internals, "text_")[0],
             internals["text_piece_ids"].tolist(),

@@ -23,12 +23,17 @@ def _fill(tab, task):
         tab.text.setPlainText(TEXT)
 
 
-def _open_inside(qtbot, tab):
-    """Open the view on a result computed without internals: the tab runs again, with them."""
+def _inside(qtbot, window, task):
+    """The tab of `task` run on its input with the view closed, then the view opened on that
+    result, computed without internals: the tab runs again, with them. (tab, internals)."""
+    tab = shown_tab(qtbot, window, task)
+    tab.inside_panel.set_open(False)
+    _fill(tab, task)
+    run_and_wait(qtbot, tab)
     assert not tab.last_outcome.result.internals
     tab.inside_panel.set_open(True)
     qtbot.waitUntil(lambda: not tab.is_busy() and bool(tab.last_outcome.result.internals), timeout=WAIT_MS)
-    return tab.last_outcome.result.internals
+    return tab, tab.last_outcome.result.internals
 
 
 def _picture(widget):
@@ -37,11 +42,7 @@ def _picture(widget):
 
 @pytest.mark.parametrize("task", ["text-classification", "token-classification", "question-answering"])
 def test_the_head_view_follows_layer_head_and_hover(qtbot, window, task):
-    tab = shown_tab(qtbot, window, task)
-    tab.inside_panel.set_open(False)
-    _fill(tab, task)
-    run_and_wait(qtbot, tab)
-    internals = _open_inside(qtbot, tab)
+    tab, internals = _inside(qtbot, window, task)
     view = tab.head_view
     tab.inside_pages.setCurrentWidget(view)
     view.resize(600, 500)
@@ -73,11 +74,7 @@ def test_the_head_view_follows_layer_head_and_hover(qtbot, window, task):
 
 def test_named_entities_show_every_pieces_label_probabilities(qtbot, window, tiny_models):
     task = "token-classification"
-    tab = shown_tab(qtbot, window, task)
-    tab.inside_panel.set_open(False)
-    _fill(tab, task)
-    run_and_wait(qtbot, tab)
-    internals = _open_inside(qtbot, tab)
+    tab, internals = _inside(qtbot, window, task)
     table = tab.piece_table
     expected = engine_result(task, tiny_models[task], TEXT, explain=True).internals
     pieces = expected["text_pieces"].tolist()
@@ -92,11 +89,7 @@ def test_named_entities_show_every_pieces_label_probabilities(qtbot, window, tin
 
 def test_question_answering_plots_the_scores_with_the_answer_marked(qtbot, window):
     task = "question-answering"
-    tab = shown_tab(qtbot, window, task)
-    tab.inside_panel.set_open(False)
-    _fill(tab, task)
-    run_and_wait(qtbot, tab)
-    internals = _open_inside(qtbot, tab)
+    tab, internals = _inside(qtbot, window, task)
     plot = tab.span_scores
     plot.resize(600, 220)
     spans = internals["context_spans"].tolist()
