@@ -3,7 +3,7 @@ sizes, on the CPU: random bert-base checkpoints (text classification and named e
 and 512 tokens) and random wav2vec2-base ones (speech recognition and audio classification on
 10 s of audio), each run with explain off and on in the same process.
 
-    .venv/bin/python bench/bench_explain.py [--runs N] [--threads N] [--only NAME,...]
+    .venv/bin/python bench/bench_explain_text_audio.py [--runs N] [--threads N] [--only NAME,...]
 
 Per case, in a subprocess of its own (this file with `--child NAME`): the median time with
 explain off and on (runs alternate, so a busy machine slows both alike) and their ratio; the
