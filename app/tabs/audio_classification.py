@@ -8,11 +8,12 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.live_audio import ClassificationSession, LiveLabels
 from app.tabs.audio_common import AudioTab, encoder_paragraph
 from app.widgets.audio_file_input import clock
+from app.widgets.audio_inside import LayerWeights, ScoresOverTime
 from app.widgets.label_history import LabelHistory
 from app.widgets.score_bars import ScoresPanel
 
@@ -48,6 +49,49 @@ class AudioClassificationTab(AudioTab):
         self.updates = 0  # live updates drawn since the session began
         self._show_history(False)
         return holder
+
+    def build_inside(self) -> QWidget | None:
+        self.over_time_title = QLabel("Scores over time")
+        self.over_time_title.setObjectName("sectionLabel")
+        self.over_time_note = QLabel()
+        self.over_time_note.setObjectName("hint")
+        self.over_time_note.setWordWrap(True)
+        self.over_time = ScoresOverTime()
+        self.layer_title = QLabel("Weight of each layer in the classifier's input")
+        self.layer_title.setObjectName("sectionLabel")
+        self.layer_note = QLabel(
+            "This head mixes every layer's frames with learned weights (softmaxed, adding up to 100 %) "
+            "before pooling: “in” is the encoder's input, then each layer's output."
+        )
+        self.layer_note.setObjectName("hint")
+        self.layer_note.setWordWrap(True)
+        self.layer_weights = LayerWeights()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.over_time_title, self.over_time_note, self.over_time,
+                       self.layer_title, self.layer_note, self.layer_weights):
+            layout.addWidget(widget)  # fmt: skip
+        return holder
+
+    def show_inside(self, result: Any) -> None:
+        internals = getattr(result, "internals", None) or {}
+        if "window_scores" not in internals:
+            return
+        times = internals["window_times"]
+        self.over_time.set_scores(times, internals["window_scores"], internals["labels"].tolist())
+        span = float(times[0, 1] - times[0, 0]) if len(times) else 0.0
+        step = float(times[1, 0] - times[0, 0]) if len(times) > 1 else 0.0
+        self.over_time_note.setText(
+            "The head averages the clip's frames and is linear, so the clip's score is the average of "
+            f"every frame's vote. Here the votes of windows of {span:.1f} s"
+            + (f" every {step:.1f} s" if step else " (one window: the clip is short)")
+            + ", from the same pass: each row a label, each cell as strong as its score in that window."
+        )
+        weights = internals.get("layer_weights")
+        self.layer_weights.set_weights(weights)
+        for widget in (self.layer_title, self.layer_note, self.layer_weights):
+            widget.setVisible(weights is not None)
 
     def make_session(self, rate: int) -> ClassificationSession:
         top_k = self.options_form.values().get("top_k") or 5

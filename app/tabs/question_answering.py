@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.tabs.text_common import TextTab, encoder_paragraph, result_items
 from app.widgets.tab_parts import results_table
+from app.widgets.text_inside import SpanScores
 
 SAMPLE_CONTEXT = (
     "The Analytical Engine was a general-purpose mechanical computer designed by Charles Babbage. "
@@ -125,6 +126,20 @@ class QuestionAnsweringTab(TextTab):
         if self._answers and not no_answer and self._context_unchanged():
             best = self._answers[0]
             self.context.highlight([(best["start"], best["end"], theme.answer_colour(self))])
+
+    def build_inside_parts(self) -> list[tuple[str, QWidget]]:
+        self.span_scores = SpanScores()
+        return [("Start and end scores along the text", self.span_scores)]
+
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
+        best = self._answers[0] if self._answers and not getattr(result, "no_answer", False) else None
+        self.span_scores.set_scores(
+            self.last_input or "",
+            internals["context_spans"],
+            internals["start_logits"],
+            internals["end_logits"],
+            (best["start"], best["end"]) if best is not None else None,
+        )
 
     def clear_result(self) -> None:
         self._answers = []

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -27,6 +28,7 @@ from app import theme
 from app.live_audio import LiveText, TranscriptionSession
 from app.tabs.audio_common import AudioTab, encoder_paragraph
 from app.widgets.audio_file_input import clock
+from app.widgets.frame_strip import CELL, FrameData, FrameStrip
 from app.widgets.progress import human_seconds
 
 EXPORT_FILTERS = {
@@ -167,6 +169,44 @@ class SpeechRecognitionTab(AudioTab):
         self.clear_result()
         return holder
 
+    def build_inside(self) -> QWidget | None:
+        hint = QLabel(
+            "One cell per 20 ms frame: its most likely character, shaded and barred by its probability "
+            "(· is the blank, ␣ the space between words, ◇ a special token). Below, what greedy CTC keeps: repeats "
+            "merged and blanks dropped, each character under the frames it came from, then the words. "
+            "Hover a frame to see its best characters and its word's frames."
+        )
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        self.frame_strip = FrameStrip()
+        self.frame_strip.frame_hovered.connect(self._on_frame_hovered)
+        self.frame_scroll = QScrollArea()
+        self.frame_scroll.setWidget(self.frame_strip)
+        self.frame_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.frame_scroll.setFixedHeight(self.frame_strip.sizeHint().height() + 22)
+        self.frame_info = QLabel()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(hint)
+        layout.addWidget(self.frame_scroll)
+        layout.addWidget(self.frame_info)
+        return holder
+
+    def show_inside(self, result: Any) -> None:
+        internals = getattr(result, "internals", None) or {}
+        if "frame_top_ids" not in internals:
+            self.frame_strip.set_frames(None)
+            return
+        same_file = self.last_input is not None and self.current_input() == self.last_input
+        envelope = self.file_input.waveform.envelope() if same_file else None
+        self.frame_strip.set_frames(FrameData.from_internals(internals), envelope)
+        self.frame_info.setText(f"{self.frame_strip.frames()} frames · hover one to see its best characters")
+
+    def _on_frame_hovered(self, frame: int) -> None:
+        if frame >= 0:
+            self.frame_info.setText(self.frame_strip.describe_frame(frame))
+
     def show_partial(self, value: Any) -> None:
         """A long file's text so far, window by window (it only grows)."""
         if isinstance(value, str):
@@ -218,6 +258,10 @@ class SpeechRecognitionTab(AudioTab):
         self.word_info.setText(f"<b>{html.escape(word)}</b> &nbsp;{start:.2f} s → {end:.2f} s")
         if self.last_input is not None and self.current_input() == self.last_input:
             self.file_input.waveform.mark(start, end)
+        data = self.frame_strip.data
+        if data is not None and [w for w, _, _ in self.transcript.words] == data.words:  # word timestamps
+            self.frame_strip.highlight_word(index)
+            self.frame_scroll.ensureVisible(int(data.word_frames[index, 0]) * CELL, 0, 200, 0)
 
     # ----- long files: progress and cancel ------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What the three text tabs share: `TextTab`, whose input is one text box, the How-it-works
-sentences on BERT-style encoders, and reading the engine's character spans."""
+sentences on BERT-style encoders, reading the engine's character spans, and the "Inside the
+model" view: the head view of attention between the word pieces, beside each tab's own parts."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app.tabs.base import TaskTab
+from app.widgets.head_view import HeadView
 from app.widgets.text_input import TextInput
 
 _ENCODERS = {
@@ -87,3 +89,39 @@ class TextTab(TaskTab):
         box.textChanged.connect(on_change)
         box.file_error.connect(lambda message: self.banner.show_message("error", message))
         return box
+
+    # ----- inside the model ---------------------------------------------------------------------
+
+    def build_inside(self) -> QWidget | None:
+        self.head_view = HeadView()
+        self.inside_pages = QTabWidget()
+        self.inside_pages.setDocumentMode(True)
+        for title, page in self.build_inside_parts():
+            self.inside_pages.addTab(page, title)
+        self.inside_pages.addTab(self.head_view, "Attention between pieces")
+        self.inside_pages.setMinimumHeight(320)
+        return self.inside_pages
+
+    def build_inside_parts(self) -> list[tuple[str, QWidget]]:
+        """The tab's own pages of the view, shown before the head view."""
+        return []
+
+    def show_inside(self, result: Any) -> None:
+        internals = getattr(result, "internals", None) or {}
+        if "attention" not in internals:
+            self.head_view.clear()
+            return
+        pieces, unknown = shown_pieces(internals)
+        self.head_view.set_attention(pieces, internals["piece_ids"].tolist(), internals["attention"], unknown)
+        self.show_inside_parts(internals, result)
+
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
+        """Draw the tab's own pages from a result's `internals` (all there: explain was on)."""
+
+
+def shown_pieces(internals: dict[str, Any], prefix: str = "") -> tuple[list[str], set[int]]:
+    """The pieces as a view shows them: an [UNK] piece as the text it stands for (the indices
+    of those come second, to be drawn apart)."""
+    pieces, texts = internals[f"{prefix}pieces"].tolist(), internals[f"{prefix}piece_texts"].tolist()
+    unknown = {i for i, (piece, text) in enumerate(zip(pieces, texts)) if piece == "[UNK]" and text}
+    return [texts[i] if i in unknown else piece for i, piece in enumerate(pieces)], unknown

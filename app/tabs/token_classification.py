@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.tabs.text_common import TextTab, encoder_paragraph, entity_type
+from app.tabs.text_common import TextTab, encoder_paragraph, entity_type, shown_pieces
 from app.widgets.tab_parts import results_table
+from app.widgets.text_inside import PieceProbabilities
 from app.widgets.text_input import TextInput
 
 COLUMNS = ("Word", "Type", "Score", "Span")
@@ -89,6 +90,18 @@ class TokenClassificationTab(TextTab):
         else:
             self.legend.setText("No entities found in this text.")
         self.result_stack.setCurrentIndex(1)
+
+    def build_inside_parts(self) -> list[tuple[str, QWidget]]:
+        self.piece_table = PieceProbabilities()
+        return [("Label probabilities per piece", self.piece_table)]
+
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
+        self.piece_table.set_probabilities(
+            shown_pieces(internals, "text_")[0],
+            internals["text_piece_ids"].tolist(),
+            internals["labels"].tolist(),
+            internals["piece_probabilities"],
+        )
 
     def clear_result(self) -> None:
         self._entities = []

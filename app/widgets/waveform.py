@@ -70,6 +70,10 @@ class Waveform(QWidget):
     def marked(self) -> tuple[float, float] | None:
         return self._mark
 
+    def envelope(self) -> np.ndarray:
+        """The peaks drawn, one per column over the whole sound (empty when none)."""
+        return self._peaks
+
     def paintEvent(self, _event: object) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

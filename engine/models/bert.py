@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict
 from engine.errors import CheckpointError
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 
 def attention_mask_for_sdpa(attention_mask: Tensor | None) -> Tensor | None:
@@ -66,7 +65,7 @@ class BertSelfAttention(nn.Module):
             proj(x).view(batch, seq, self.num_heads, -1).transpose(1, 2)
             for proj in (self.query, self.key, self.value)
         )
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(self, q, k, v, mask)
         # (batch, heads, seq, head_dim) -> (batch, seq, hidden)
         return out.transpose(1, 2).reshape(batch, seq, hidden)
 

@@ -18,7 +18,7 @@ from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict
 from engine.errors import CheckpointError
 from engine.models.bert import attention_mask_for_sdpa
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 # DistilBERT hard-codes its LayerNorm epsilon instead of reading it from the config.
 LAYER_NORM_EPS = 1e-12
@@ -55,7 +55,7 @@ class MultiHeadSelfAttention(nn.Module):
             proj(x).view(batch, seq, self.num_heads, -1).transpose(1, 2)
             for proj in (self.q_lin, self.k_lin, self.v_lin)
         )
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(self, q, k, v, mask)
         # (batch, heads, seq, head_dim) -> (batch, seq, dim)
         return self.out_lin(out.transpose(1, 2).reshape(batch, seq, dim))
 

@@ -22,7 +22,7 @@ from torch import nn
 from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 
 class FeatureEncoderLayer(nn.Module):
@@ -122,7 +122,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(split).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
         k = self.k_proj(x).view(split).transpose(1, 2)
         v = self.v_proj(x).view(split).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = attend(self, q, k, v, mask)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, c))  # (B, H, T, D) -> (B, T, C)
 
 

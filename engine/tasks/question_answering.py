@@ -17,8 +17,9 @@ from tokenizers import Encoding
 
 from engine.errors import InputError
 from engine.runtime import check_cancel
-from engine.tasks.base import CheckInput, Hooks, Option, Result
+from engine.tasks.base import EXPLAIN, CheckInput, Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_inside import piece_internals
 
 # Logit given to tokens that cannot be in the answer (the question, special tokens): far below
 # any real logit, so their probability after the softmax is exactly zero.
@@ -66,6 +67,7 @@ class QuestionAnswering(TextTask):
         Option("max_seq_len", int, 384, "tokens per window, question included"),
         Option("max_question_len", int, 64, "the longest question, in tokens; longer ones are cut"),
         Option("handle_impossible_answer", bool, False, "allow the answer that the text holds no answer"),
+        EXPLAIN,
     )
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Answers:
@@ -88,7 +90,11 @@ class QuestionAnswering(TextTask):
             if hooks.on_progress is not None:
                 hooks.on_progress(done, total, f"reading window {done} of {total}")
 
-        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress)
+        internals: dict[str, np.ndarray] | None = {} if opts["explain"] else None
+        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress, internals=internals)
+        if internals is not None:
+            internals.update(piece_internals(self.tokenizer, windows[0], (question, context)))
+            internals.update(_context_scores(windows, logits))
         found: list[Answer] = []
         null_score = 1e6  # the pipeline's starting value: any real score is lower
         for encoding, (start_logits, end_logits) in zip(windows, logits):
@@ -108,7 +114,7 @@ class QuestionAnswering(TextTask):
         no_answer = bool(found) and found[0].answer == "" and found[0].start == found[0].end == 0
         if no_answer:
             warnings.append("the most likely answer is that the text does not answer the question")
-        return Answers(found, no_answer, windows=len(windows), warnings=warnings)
+        return Answers(found, no_answer, windows=len(windows), warnings=warnings, internals=internals or {})
 
     @classmethod
     def check_inputs(cls) -> list[CheckInput]:
@@ -220,3 +226,20 @@ def _add_answer(answers: list[Answer], new: Answer) -> None:
             answer.score += new.score
             return
     answers.append(new)
+
+
+def _context_scores(windows: list[Encoding], logits: list[Any]) -> dict[str, np.ndarray]:
+    """The start and end logits of every piece of the context, along it: `context_spans`
+    ((pieces, 2) characters of the context), `start_logits` and `end_logits` (pieces,). A
+    piece that two windows read takes the first window's scores."""
+    by_start: dict[tuple[int, int], tuple[float, float]] = {}
+    for encoding, (start_logits, end_logits) in zip(windows, logits):
+        for i, sequence in enumerate(encoding.sequence_ids):
+            if sequence == 1:
+                by_start.setdefault(encoding.offsets[i], (float(start_logits[i]), float(end_logits[i])))
+    spans = sorted(by_start)
+    return {
+        "context_spans": np.array(spans, dtype=np.int32).reshape(-1, 2),
+        "start_logits": np.array([by_start[span][0] for span in spans], dtype=np.float32),
+        "end_logits": np.array([by_start[span][1] for span in spans], dtype=np.float32),
+    }

@@ -286,10 +286,21 @@ def kept_frames(n_samples: int, left: int, right: int, samples_per_frame: int) -
     return first, frames - last
 
 
+def chunk_logits(model: SpeechModel, chunk: Chunk) -> torch.Tensor | None:
+    """The logits (frames, vocabulary) of a window's own frames (its context frames cut off),
+    or None for a sliver at the end too short for one frame."""
+    if chunk.start > 0 and len(chunk.samples) < model.config.shortest_input:
+        return None
+    first, end = kept_frames(len(chunk.samples), chunk.left, chunk.right, model.config.samples_per_frame)
+    return model(chunk.samples)[first:end]
+
+
 def chunk_ids(model: SpeechModel, chunk: Chunk) -> np.ndarray:
     """The argmax ids of a window's own frames (its context frames cut off)."""
-    if chunk.start > 0 and len(chunk.samples) < model.config.shortest_input:
-        return np.zeros(0, dtype=np.int32)  # a sliver at the end, too short for one frame
-    ids = model(chunk.samples).argmax(-1).cpu().numpy().astype(np.int32)  # 4 bytes per 20 ms kept
-    first, end = kept_frames(len(chunk.samples), chunk.left, chunk.right, model.config.samples_per_frame)
-    return ids[first:end]
+    logits = chunk_logits(model, chunk)
+    return np.zeros(0, dtype=np.int32) if logits is None else best_ids(logits)
+
+
+def best_ids(logits: torch.Tensor) -> np.ndarray:
+    """Each frame's argmax id, as int32 (4 bytes per 20 ms kept)."""
+    return logits.argmax(-1).cpu().numpy().astype(np.int32)

@@ -21,16 +21,18 @@ from engine import audio
 from engine.ctc import CTCVocabulary, Span
 from engine.errors import InputError
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.base import EXPLAIN, Hooks, Option, Result
 from engine.tasks.speech_common import (
     AudioInput,
     Chunk,
     SpeechTask,
     StridedChunker,
     as_samples,
-    chunk_ids,
+    best_ids,
+    chunk_logits,
     chunk_sizes,
 )
+from engine.tasks.speech_inside import FrameTops
 
 
 @dataclass
@@ -83,6 +85,7 @@ class SpeechRecognition(SpeechTask):
         ),
         Option("stride_length_s", float, None, "seconds of context on each side of a window; None: a sixth of it"),
         Option("return_timestamps", str, "word", "timestamps per word, per character, or none", ("word", "char", "none")),
+        EXPLAIN,
     )  # fmt: skip
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
@@ -102,8 +105,15 @@ class SpeechRecognition(SpeechTask):
             samples = as_samples(input)
             total = len(samples) / self.rate
             blocks = [samples]
-        ids, heard = self._frame_ids(blocks, total, options["chunk_length_s"], options["stride_length_s"], hooks)
-        return self.transcript(ids, options["return_timestamps"], heard / self.rate)
+        tops = FrameTops() if options["explain"] else None
+        ids, heard = self._frame_ids(
+            blocks, total, options["chunk_length_s"], options["stride_length_s"], hooks, tops
+        )
+        transcript = self.transcript(ids, options["return_timestamps"], heard / self.rate)
+        if tops is not None:
+            frame_s = self.model.config.samples_per_frame / self.rate
+            transcript.internals = tops.internals(self.vocabulary, ids, frame_s)
+        return transcript
 
     def _frame_ids(
         self,
@@ -112,22 +122,30 @@ class SpeechRecognition(SpeechTask):
         chunk_length_s: float | None,
         stride_length_s: float | None,
         hooks: Hooks,
+        tops: FrameTops | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Per-frame argmax ids of the whole input, and how many samples it had."""
+        """Per-frame argmax ids of the whole input, and how many samples it had; `tops`, when
+        given, collects each frame's best characters too."""
         report = _Progress(hooks, total)
         if not chunk_length_s:  # one pass over everything
             samples = np.concatenate(list(blocks))
             check_cancel(hooks.cancel)
-            ids = self.model(samples).argmax(-1).cpu().numpy()
+            every = self.model(samples)
+            if tops is not None:
+                tops.add(every)
             report(len(samples) / self.rate)
-            return ids, len(samples)
+            return every.argmax(-1).cpu().numpy(), len(samples)
         config = self.model.config
         sizes = chunk_sizes(chunk_length_s, stride_length_s, self.rate, config.samples_per_frame, config.shortest_input)
         chunker = StridedChunker(*sizes)
         collected = FrameIds()
         for chunk in _windows(chunker, blocks):
             check_cancel(hooks.cancel)
-            collected.add(chunk_ids(self.model, chunk))
+            logits = chunk_logits(self.model, chunk)
+            if logits is not None:
+                collected.add(best_ids(logits))
+                if tops is not None:
+                    tops.add(logits)
             report((chunk.start + len(chunk.samples) - chunk.right) / self.rate)
             if hooks.on_partial is not None:  # the text so far: it only ever grows
                 hooks.on_partial(self.vocabulary.decode(collected.all()))

@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engine.errors import InputError
-from engine.tasks.base import Hooks, Option
+from engine.tasks.base import EXPLAIN, Hooks, Option
 from engine.tasks.labels import LabelScore, ScoredLabels, apply_function, default_function
 from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_inside import piece_internals
 
 
 @dataclass
@@ -33,11 +36,12 @@ class TextClassification(TextTask):
         "nlptown/bert-base-multilingual-uncased-sentiment",
     )
     head = "sequence-classification"
-    options = (Option("top_k", int, None, "how many labels to return, best first (all when unset)"),)
+    options = (Option("top_k", int, None, "how many labels to return, best first (all when unset)"), EXPLAIN)
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Classification:
         hooks = hooks or Hooks()
-        top_k = self.resolve_options(options)["top_k"]
+        opts = self.resolve_options(options)
+        top_k = opts["top_k"]
         if top_k is not None and top_k < 1:
             raise InputError("--top-k must be 1 or more")
         text = check_text(input)
@@ -48,7 +52,8 @@ class TextClassification(TextTask):
         if total > self.max_length:
             encoding = self.encode_windows(text, max_length=self.max_length, stride=0)[0]
             warnings.append(f"input truncated to {self.max_length} tokens of {total}")
-        (logits,) = self.forward([encoding], cancel=hooks.cancel)
+        internals: dict[str, np.ndarray] | None = {} if opts["explain"] else None
+        (logits,) = self.forward([encoding], cancel=hooks.cancel, internals=internals)
         function = default_function(self.config.get("problem_type"), len(self.labels))
         scores = apply_function(logits, function).tolist()
         ranked = sorted(
@@ -56,4 +61,8 @@ class TextClassification(TextTask):
             key=lambda s: s["score"],
             reverse=True,
         )
-        return Classification(ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings)
+        if internals is not None:
+            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy())
+        return Classification(
+            ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings, internals=internals or {}
+        )

@@ -7,15 +7,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from tokenizers import Encoding
 
 from engine.config import id2label
 from engine.errors import InputError
 from engine.models import bert, distilbert
+from engine.probe import maybe_watching
 from engine.runtime import CancelFlag, check_cancel
 from engine.tasks.base import Family, Task, find_family
 from engine.tasks.labels import label_name
+from engine.tasks.text_inside import keep_attention, stack_attention
 from engine.tokenization import load_tokenizer, tokenizer_settings
 
 
@@ -103,17 +106,23 @@ class TextTask(Task):
         encodings: Sequence[Encoding],
         cancel: CancelFlag | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        internals: dict[str, np.ndarray] | None = None,
     ) -> list[Any]:
         """The model's output for each encoding, in groups of `WINDOW_BATCH` padded on the right;
         each output is cut back to its encoding's length and moved to the CPU as float32.
-        `on_progress(done, total)` follows the encodings; `cancel` is checked between groups."""
+        `on_progress(done, total)` follows the encodings; `cancel` is checked between groups.
+        Given `internals` (explain), the first encoding's attention goes into it."""
         outputs: list[Any] = []
         per_token = self.head != "sequence-classification"
         for begin in range(0, len(encodings), WINDOW_BATCH):
             check_cancel(cancel)
             group = encodings[begin : begin + WINDOW_BATCH]
-            with torch.inference_mode():
+            watch = internals is not None and begin == 0
+            keep = keep_attention(len(group[0].ids))
+            with torch.inference_mode(), maybe_watching(watch, self.model, keep) as probe:
                 result = self.model(**self._batch(group))
+            if internals is not None and probe is not None:
+                internals["attention"] = stack_attention(probe.records)
             for row, encoding in enumerate(group):
                 outputs.append(_take_row(result, row, len(encoding.ids), per_token))
             if on_progress is not None:

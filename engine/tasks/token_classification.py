@@ -18,8 +18,9 @@ from tokenizers import Encoding
 
 from engine.errors import CheckpointError, InputError
 from engine.runtime import check_cancel
-from engine.tasks.base import Hooks, Option, Result
+from engine.tasks.base import EXPLAIN, Hooks, Option, Result
 from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_inside import piece_internals
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
 
@@ -88,6 +89,7 @@ class TokenClassification(TextTask):
             "O",
             "labels left out of the result, separated by commas; empty keeps every label, O included",
         ),
+        EXPLAIN,
     )
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> Entities:
@@ -119,11 +121,17 @@ class TokenClassification(TextTask):
             if hooks.on_progress is not None and total > 1:
                 hooks.on_progress(done, total, f"reading window {done} of {total}")
 
-        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress)
+        internals: dict[str, np.ndarray] | None = {} if opts["explain"] else None
+        logits = self.forward(windows, cancel=hooks.cancel, on_progress=progress, internals=internals)
+        probabilities = [_softmax(window_logits.numpy()) for window_logits in logits]
+        if internals is not None:
+            internals.update(piece_internals(self.tokenizer, windows[0], (text,)))
+            internals.update(piece_internals(self.tokenizer, whole, (text,), "text_"))
+            internals.update(self._piece_probabilities(whole, windows, probabilities, step))
         entities: list[dict[str, Any]] = []
-        for number, (encoding, window_logits) in enumerate(zip(windows, logits)):
+        for number, (encoding, window_probabilities) in enumerate(zip(windows, probabilities)):
             check_cancel(hooks.cancel)  # grouping a long text's windows takes a while too
-            tokens = self._tokens(text, encoding, _softmax(window_logits.numpy()), number * step)
+            tokens = self._tokens(text, encoding, window_probabilities, number * step)
             entities += [
                 e for e in self._aggregate(tokens, strategy) if e["entity"] not in ignored
             ]
@@ -133,7 +141,26 @@ class TokenClassification(TextTask):
             Entity(e["entity"], float(e["score"]), e["word"], e["start"], e["end"], e.get("index"))
             for e in entities
         ]
-        return Entities(found, grouped=strategy != "none", windows=len(windows), warnings=warnings)
+        return Entities(
+            found, grouped=strategy != "none", windows=len(windows), warnings=warnings, internals=internals or {}
+        )
+
+    def _piece_probabilities(
+        self, whole: Encoding, windows: list[Encoding], probabilities: list[np.ndarray], step: int
+    ) -> dict[str, np.ndarray]:
+        """Every piece of the whole text with its label probabilities before any grouping
+        (`piece_probabilities`, (pieces, labels)), and the label names. A piece that two windows
+        read takes the first window's; the special pieces come from the first and last window."""
+        table = np.full((len(whole.ids), probabilities[0].shape[-1]), np.nan, dtype=np.float32)
+        for number, (encoding, scores) in enumerate(zip(windows, probabilities)):
+            for i, special in enumerate(encoding.special_tokens_mask):
+                at = i + number * step
+                if not special and np.isnan(table[at, 0]):
+                    table[at] = scores[i]
+        table[0] = probabilities[0][0]
+        table[-1] = probabilities[-1][-1]
+        labels = np.array([self.label(i) for i in range(table.shape[1])], dtype=np.str_)
+        return {"piece_probabilities": table, "labels": labels}
 
     # ----------------------------------------------------------------------- tokens
 

@@ -89,6 +89,20 @@ def test_question_answering_answer_is_its_span(text_models):
     assert context[out["start"] : out["end"]] == out["answer"]
 
 
+def test_explain_writes_the_text_internals_beside_the_answer(text_models, tmp_path):
+    context = "The Analytical Engine was designed by Charles Babbage in London."
+    out = run_json(
+        "question-answering", context, "--question", "Who designed it?", "--model", str(text_models["squad"]),
+        "--explain", str(tmp_path),
+    )  # fmt: skip
+    assert context[out["start"] : out["end"]] == out["answer"]
+    attention = np.load(out["internals"]["attention"])
+    assert attention.dtype == np.float16 and attention.shape[:2] == (2, 4)  # layers, heads
+    pieces = np.load(out["internals"]["pieces"])
+    assert attention.shape[2:] == (len(pieces), len(pieces))
+    assert len(np.load(out["internals"]["start_logits"])) == len(np.load(out["internals"]["context_spans"]))
+
+
 def test_int8_and_auto_give_the_same_shape_and_say_what_ran(text_models):
     model = str(text_models["squad"])
     context = "The Analytical Engine was designed by Charles Babbage in London."
