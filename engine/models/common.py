@@ -62,9 +62,10 @@ def attend(
     watcher = probe.active()
     if watcher is None or not watcher.watches(owner):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5 if scale is None else scale)
+    if mask is not None:  # in place: the scores are this call's own
+        scores = scores.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else scores.add_(mask)
     weights = scores.softmax(dim=-1)
+    del scores
     watcher.record(owner, weights)
     return torch.matmul(weights, v)
