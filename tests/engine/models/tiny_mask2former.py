@@ -39,12 +39,14 @@ def save_tiny_mask2former(
     processor: dict | None = None,
     num_labels: int = NUM_LABELS,
     class_scale: float = 1.0,
+    mask_scale: float = 1.0,
     **overrides,
 ) -> torch.nn.Module:
     """Save a tiny Mask2Former to `folder` and return transformers' model (the oracle). With
     `hub_form`, the weights are rewritten as Hub files hold them. `processor`, unless None, are
     the arguments of a PIL-backend Mask2FormerImageProcessor saved beside it. `class_scale`
-    multiplies the class head, so that some queries are confident enough to keep."""
+    multiplies the class head, so that some queries are confident enough to keep, and
+    `mask_scale` the mask embedder's last layer, so that masks are more than a haze."""
     from transformers import Mask2FormerConfig, Mask2FormerImageProcessorPil, SwinConfig
 
     torch.manual_seed(seed)
@@ -53,10 +55,13 @@ def save_tiny_mask2former(
     config = Mask2FormerConfig(backbone_config=backbone, **{**DECODER, **overrides}, id2label=names,
                                label2id={v: k for k, v in names.items()})
     model = build_reference(config)
-    spread_values(model)
+    spread_values(model, unit_normal=("queries_features.weight", "queries_embedder.weight"))
     with torch.no_grad():
         model.class_predictor.weight.mul_(class_scale)
         model.class_predictor.bias.mul_(class_scale)
+        last = model.model.transformer_module.decoder.mask_predictor.mask_embedder.layers[2].layers[0]
+        last.weight.mul_(mask_scale)
+        last.bias.mul_(mask_scale)
     model.save_pretrained(folder)
     if hub_form:
         to_hub_form(folder, model)
