@@ -78,7 +78,9 @@ class MultiscaleDeformableAttention(nn.Module):
         locations = reference[None, :, None, None, None, :] + offsets / sizes[None, None, None, :, None, :]
         grids = 2 * locations - 1  # grid_sample's -1..1
         value = self.value_proj(hidden)
-        sampled = []
+        # (B, N, heads, levels*points) -> (B*heads, 1, N, levels*points)
+        weights = weights.transpose(1, 2).reshape(batch * heads, 1, length, LEVELS * POINTS)
+        attended = torch.zeros(batch * heads, head_dim, length, dtype=hidden.dtype, device=hidden.device)
         start = 0
         for level, (height, width) in enumerate(shapes):
             # (B, h*w, C) -> (B*heads, d, h, w)
@@ -86,12 +88,12 @@ class MultiscaleDeformableAttention(nn.Module):
             start += height * width
             # (B, N, heads, points, 2) -> (B*heads, N, points, 2)
             grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-            sampled.append(F.grid_sample(plane, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
-        # (B*heads, d, N, levels*points) weighted by (B*heads, 1, N, levels*points)
-        points = torch.stack(sampled, dim=-2).flatten(-2)
-        weights = weights.transpose(1, 2).reshape(batch * heads, 1, length, LEVELS * POINTS)
-        attended = (points * weights).sum(-1).view(batch, dim, length)
-        return self.output_proj(attended.transpose(1, 2))
+            sampled = F.grid_sample(plane, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            # (B*heads, d, N, points) weighted by this level's (B*heads, 1, N, points), summed per
+            # level rather than over all points at once: no stacked copy of every level's samples
+            attended += (sampled * weights[..., level * POINTS : (level + 1) * POINTS]).sum(-1)
+        # (B*heads, d, N) -> (B, C, N) -> (B, N, C)
+        return self.output_proj(attended.view(batch, dim, length).transpose(1, 2))
 
 
 class EncoderLayer(nn.Module):
