@@ -196,7 +196,7 @@ def check_agreement(runs: dict[str, Callable[[Any], Any]], path: str) -> None:
         raise RuntimeError("engine and transformers find different segments")
     their_areas = [int((np.asarray(e["mask"]) == 255).sum()) for e in theirs]
     moved = sum(abs(e["area"] - area) for e, area in zip(ours, their_areas))
-    if moved > max(10, 1e-4 * sum(their_areas.values())):
+    if moved > max(10, 1e-4 * sum(their_areas)):
         raise RuntimeError(f"engine and transformers disagree: {moved} pixels change class")
 
 

@@ -74,8 +74,8 @@ class CrossAttention(nn.Module):
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor
     ) -> torch.Tensor:
         weights, biases = self.in_proj_weight.chunk(3), self.in_proj_bias.chunk(3)
-        projected = [F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases)]
-        return self.out_proj(_attend(*projected, self.num_heads, allowed))
+        query, key, value = (F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases))
+        return self.out_proj(_attend(query, key, value, self.num_heads, allowed))
 
 
 def _attend(
@@ -212,7 +212,7 @@ class TransformerModule(nn.Module):
         decoder = self.decoder
         features, positions, sizes = [], [], []
         for index, level in enumerate(levels):
-            height, width = level.shape[-2:]
+            height, width = int(level.shape[-2]), int(level.shape[-1])
             sizes.append((height, width))
             # (B, C, h, w) -> (B, h*w, C)
             features.append(self.input_projections[index](level).flatten(2).transpose(1, 2) + self.level_embed.weight[index])
@@ -222,10 +222,11 @@ class TransformerModule(nn.Module):
         query_positions = self.queries_embedder.weight[None]
         layers = cast(list[DecoderLayer], decoder.layers)
         class_logits, mask_logits = [], []
+        allowed = torch.ones(0, dtype=torch.bool)  # set by the prediction before each layer
         for index in range(len(layers) + 1):
             if index:
-                level = (index - 1) % LEVELS
-                hidden = layers[index - 1](hidden, query_positions, features[level], positions[level], allowed)
+                scale = (index - 1) % LEVELS
+                hidden = layers[index - 1](hidden, query_positions, features[scale], positions[scale], allowed)
             normalised = decoder.layernorm(hidden)
             masks = decoder.mask_predictor(normalised, mask_features)  # (B, Q, H/4, W/4)
             if every_layer or index == len(layers):
