@@ -104,6 +104,8 @@ class ImageProcessorConfig:
     keep_aspect_ratio: bool = False
     ensure_multiple_of: int = 1
     size_divisor: int | None = None  # DPT's `do_pad`: centre-pad to multiples of this
+    # Mask2Former's `size_divisor`: each resized side rounded up to a multiple of this
+    round_up_to: int | None = None
 
     @classmethod
     def from_dict(
@@ -341,7 +343,8 @@ def to_pixel_values(image: Image.Image, table: np.ndarray) -> torch.Tensor:
 
 def resized_size(height: int, width: int, config: ImageProcessorConfig) -> tuple[int, int]:
     """The (height, width) `config`'s resize gives a `height` x `width` image, ConvNeXT's
-    crop_pct rule aside: DPT's rule when the config sets its keys, else `output_size`."""
+    crop_pct rule aside: DPT's rule when the config sets its keys, else `output_size` (rounded up
+    to multiples of `round_up_to` where that is set)."""
     size = config.size
     if config.keep_aspect_ratio or config.ensure_multiple_of != 1:
         if size.height is None or size.width is None:
@@ -350,7 +353,11 @@ def resized_size(height: int, width: int, config: ImageProcessorConfig) -> tuple
         return multiple_of_size(
             height, width, size.height, size.width, config.keep_aspect_ratio, config.ensure_multiple_of
         )
-    return output_size(height, width, size)
+    height, width = output_size(height, width, size)
+    if config.round_up_to:
+        multiple = config.round_up_to
+        height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    return height, width
 
 
 def resize_plan(height: int, width: int, config: ImageProcessorConfig) -> tuple[tuple[int, int], tuple[int, int] | None]:

@@ -92,18 +92,20 @@ class SelfAttention(nn.Module):
         batch, count, length, dim = windows.shape
 
         def heads(x: torch.Tensor) -> torch.Tensor:
-            # (B, n, N, C) -> (B, n, heads, N, d)
-            return x.view(batch, count, length, self.num_heads, dim // self.num_heads).transpose(2, 3)
+            # (B, n, N, C) -> (B*n, heads, N, d): four dimensions, which torch's fused CPU
+            # attention needs (it falls back to the unfused path for five)
+            return x.view(batch * count, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
         # (N*N, heads) -> (heads, N, N)
         bias = self.relative_position_bias_table[self.relative_position_index.flatten()]
         bias = bias.view(length, length, -1).permute(2, 0, 1)
         if mask is not None:
-            bias = bias[None] + mask[:, None]  # (n, heads, N, N)
+            # (n, heads, N, N), the same for every picture of the batch
+            bias = (bias[None] + mask[:, None]).repeat(batch, 1, 1, 1)
         attended = F.scaled_dot_product_attention(
             heads(self.query(windows)), heads(self.key(windows)), heads(self.value(windows)), attn_mask=bias.to(windows.dtype)
         )
-        return attended.transpose(2, 3).reshape(batch, count, length, dim)
+        return attended.transpose(1, 2).reshape(batch, count, length, dim)
 
 
 class Attention(nn.Module):

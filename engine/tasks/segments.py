@@ -33,7 +33,9 @@ THRESHOLDS = ("threshold", "mask_threshold", "overlap_mask_area_threshold")
 class Segment:
     """One segment. `id` is its value in the result's segmentation map; `bbox` is
     (x0, y0, x1, y1) in the original image's pixels, x1 and y1 one past the last pixel (as
-    PIL's `getbbox`); `score` is None for semantic segments, as the pipeline has it."""
+    PIL's `getbbox`); `score` is None for semantic segments, as the pipeline has it; `query`
+    is the index of the query that made it (Mask2Former's instance and panoptic segments; the
+    first of a fused panoptic segment's queries), None elsewhere."""
 
     id: int
     label_id: int
@@ -41,6 +43,7 @@ class Segment:
     score: float | None
     area: int
     bbox: tuple[int, int, int, int]
+    query: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"score": self.score, "label": self.label, "area": self.area, "bbox": list(self.bbox)}
@@ -76,9 +79,16 @@ class Segmentation(Result):
     """The segments of one image, in the pipeline's order, and what made them.
 
     `segmentation` is the (height, width) int32 map of segment ids at the original size;
-    `outputs` the model's raw outputs for this image on the CPU (SegFormer: `logits`, the
-    (num_labels, H/4, W/4) class scores before the softmax), which `with_options` post-processes
-    again and `score_maps` reads."""
+    `outputs` the model's raw outputs for this image on the CPU, which `with_options`
+    post-processes again and `score_maps` reads: SegFormer's `logits`, the (num_labels, H/4,
+    W/4) class scores before the softmax; Mask2Former's `class_logits` (queries,
+    num_labels + 1, the last "no object") and `mask_logits` (queries, H/4, W/4).
+
+    With the run option `explain` (Mask2Former), the predictions after every decoder layer are
+    kept for the app's inside view: `query_layers`, per layer (the first before any layer) each
+    query's mask probabilities at the masks' resolution, (queries, H/4, W/4) float16; and
+    `query_layer_logits`, (layers, queries, num_labels + 1) float32 class logits. Both are None
+    otherwise."""
 
     segments: list[Segment]
     segmentation: torch.Tensor
@@ -89,6 +99,8 @@ class Segmentation(Result):
     model_input_size: tuple[int, int]  # (width, height) the model saw
     postprocess: Postprocess = field(repr=False, compare=False)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    query_layers: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+    query_layer_logits: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def subtask(self) -> str:
@@ -122,12 +134,19 @@ class Segmentation(Result):
 
     def score_maps(self) -> torch.Tensor:
         """(num_labels, H/4, W/4): each class's probability at each position of the model's
-        output grid (a softmax over the classes), what the model saw before upsampling."""
-        return self.outputs["logits"].softmax(0)
+        output grid, what the model saw before upsampling: a softmax over the classes
+        (SegFormer), or the sum over queries of class times mask probability (Mask2Former)."""
+        if "logits" in self.outputs:
+            return self.outputs["logits"].softmax(0)
+        classes = self.outputs["class_logits"].softmax(-1)[:, :-1]  # without "no object"
+        return torch.einsum("qc,qhw->chw", classes, self.outputs["mask_logits"].sigmoid())
 
     def with_options(self, **changes: Any) -> Segmentation:
         """These outputs post-processed with other options (`subtask`, `threshold`,
-        `mask_threshold`, `overlap_mask_area_threshold`); the model does not run again."""
+        `mask_threshold`, `overlap_mask_area_threshold`); the model does not run again, so
+        `explain` cannot change."""
+        if "explain" in changes and changes["explain"] != self.options.get("explain", False):
+            raise InputError("explain keeps the model's internals during a run: run the model again for it")
         options = check_options({**self.options, **changes}, self.subtasks)
         if options == self.options or options["subtask"] == self.subtask == "semantic":
             return dataclasses.replace(self, options=options)  # a semantic map reads no threshold

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import image_processing as processing
-from engine.models import convnext, depth_anything, detr, segformer, vit
+from engine.models import convnext, depth_anything, detr, mask2former, segformer, vit
 from engine.tasks.base import Family
 
 
@@ -22,6 +22,11 @@ class VisionProcessor:
     # the segmentation post-processing the processor offers ("panoptic", "instance",
     # "semantic"), in the pipeline's order of preference
     subtasks: tuple[str, ...] = ()
+    # the model predicts a class and a mask per query (Mask2Former), which
+    # `engine.tasks.query_segments` turns into segments; else one score map per class
+    mask_queries: bool = False
+    # Mask2Former's `size_divisor`: the resized sides are rounded up to multiples of it
+    rounds_up_to_divisor: bool = False
 
 
 _IMAGENET_STANDARD = (0.5, 0.5, 0.5)
@@ -117,6 +122,27 @@ FAMILIES: dict[str, Family] = {
             subtasks=("semantic",),
         ),
     ),
+    "mask2former": Family(
+        "Mask2Former",
+        mask2former.Mask2FormerConfig.from_json,
+        {"image-segmentation": mask2former.Mask2FormerForUniversalSegmentation},
+        mask2former.adapt,
+        mask2former.describe,
+        VisionProcessor(  # Mask2FormerImageProcessor's; the Hub files ask for 384x384
+            {
+                "size": {"shortest_edge": 800, "longest_edge": 1333},
+                "resample": processing.BILINEAR,
+                "image_mean": _IMAGENET_DEFAULT[0],
+                "image_std": _IMAGENET_DEFAULT[1],
+                "size_divisor": 32,
+            },
+            default_to_square=False,
+            # the pipeline's order; any checkpoint can be post-processed all three ways
+            subtasks=("panoptic", "instance", "semantic"),
+            mask_queries=True,
+            rounds_up_to_divisor=True,
+        ),
+    ),
 }
 
 
@@ -128,6 +154,8 @@ def read_processor(folder: Any, family: Family) -> processing.ImageProcessorConf
     )
     if not settings.uses_crop_pct:
         config = config.replace(crop_pct=None)
+    if settings.rounds_up_to_divisor:
+        config = config.replace(round_up_to=config.size_divisor, size_divisor=None)
     if not settings.uses_multiples:
         config = config.replace(keep_aspect_ratio=False, ensure_multiple_of=1, size_divisor=None)
     return config

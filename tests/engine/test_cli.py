@@ -273,6 +273,23 @@ def test_a_subtask_the_checkpoint_lacks_is_refused(segmentation_model, photo_fil
     assert "semantic segmentation only" in done.stderr
 
 
+def test_mask2former_prints_scored_segments_and_writes_their_masks(photo_file, tmp_path):
+    from PIL import Image
+
+    from tests.engine.models.tiny_mask2former import save_tiny_mask2former
+
+    model = tmp_path / "mask2former"
+    save_tiny_mask2former(model, seed=2, class_scale=8, mask_scale=30, processor={"size": {"height": 64, "width": 96}})
+    out = run_json("image-segmentation", str(photo_file), "--model", str(model), "--threshold", "0.5", "--explain")
+    assert out and all(set(entry) == {"score", "label", "area", "bbox"} for entry in out)
+    assert all(isinstance(entry["score"], float) for entry in out)
+    written = run_json("image-segmentation", str(photo_file), "--model", str(model), "--subtask", "instance",
+                       "--threshold", "0.5", "--output-dir", str(tmp_path / "masks"))
+    assert written and all(set(entry) == {"score", "label", "area", "bbox", "mask"} for entry in written)
+    with Image.open(written[0]["mask"]) as mask:
+        assert mask.mode == "L" and mask.size == (320, 240) and int((np.asarray(mask) == 255).sum()) == written[0]["area"]
+
+
 def test_summarization_prints_the_pipeline_shape(tmp_path):
     from tests.engine.models.tiny_generative import save_bart
 

@@ -310,7 +310,7 @@ def test_a_set_cancel_flag_stops_the_run(checkpoint, samples):
 
 def test_other_architectures_are_refused_by_name(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit", "architectures": ["ViTForImageClassification"]}))
-    with pytest.raises(CheckpointError, match="image-segmentation here needs one of: segformer"):
+    with pytest.raises(CheckpointError, match="image-segmentation here needs one of: mask2former, segformer"):
         ImageSegmentation.load(tmp_path, device="cpu")
 
 
