@@ -11,8 +11,6 @@ The tab hands the arrays over; choosing a class or a segment redraws from them a
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QImage, QPainter, QPixmap
@@ -211,8 +209,3 @@ class InsideView(QWidget):
     def query_pictures(self) -> int:
         return len(self.layers.captions())
 
-
-def describe_absent(info: dict[str, Any] | None) -> str:
-    """What the view says when the result carries nothing to show."""
-    name = (info or {}).get("architecture") or "This model"
-    return f"{name} gives nothing to look inside for this picture."

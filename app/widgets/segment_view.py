@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter
 
-from app.segment_maps import IndexMap, layer, rgba_image
+from app.segment_maps import IndexMap, boundary, layer, rgba_image
 from app.widgets.image_view import ImageView
 from app.widgets.overlays import resized_font, draw_pill, pill_size
 
@@ -88,9 +88,11 @@ class SegmentView(ImageView):
         self._alone = False
         self._isolated = -1
         self._pressed_at: QPointF | None = None
+        self._edge: np.ndarray | None = None
 
     def set_segments(self, mapped: IndexMap | None, colours: np.ndarray, labels: list[SegmentLabel]) -> None:
         self._mapped, self._colours, self._labels = mapped, colours, list(labels)
+        self._edge = None if mapped is None else boundary(mapped.indices)  # kept for every redraw
         self._highlight = -1
         self._isolated = -1 if self._isolated >= len(labels) else self._isolated
         self._rebuild()
@@ -139,7 +141,7 @@ class SegmentView(ImageView):
             self._layer = None
         else:
             rgba = layer(self._mapped.indices, self._colours, opacity=self._opacity, highlight=self._highlight,
-                         isolate=self._isolated, alone=self._alone)
+                         isolate=self._isolated, alone=self._alone, edge=self._edge)
             self._layer = rgba_image(rgba)
         self.update()
 

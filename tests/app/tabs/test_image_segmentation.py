@@ -16,6 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication
 
 import app.worker
+from engine.tasks.base import Option
 from app.segment_maps import segment_colours
 from app.webcam import StillFrames
 from app.widgets.segment_inside import InsideView
@@ -29,49 +30,10 @@ from tests.app.tabs.vision_fixtures import (  # noqa: F401 (fixtures)
     tab_of,
     wait_for_result,
 )
-from tests.app.tabs.vision_models import SAMPLES, save_segformer
+from tests.app.tabs.segment_fakes import Counted
+from tests.app.tabs.vision_models import SAMPLES, SEGMENT_LABELS, save_segformer
 
 TASK = "image-segmentation"
-
-
-class Counted:
-    """The real task, counting its runs. `panoptic=True` dresses its results as a checkpoint
-    offering panoptic segments, scored by class (class k: 0.5 + 0.1 k), so that thresholds and
-    the subtask change what the tab shows, as they will with Mask2Former."""
-
-    def __init__(self, task, panoptic: bool = False) -> None:
-        self.task, self.panoptic, self.runs = task, panoptic, 0
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def info(self):
-        info = self.task.info()
-        return {**info, "subtasks": ["panoptic", "semantic"]} if self.panoptic else info
-
-    def run(self, input, **options):
-        self.runs += 1
-        if not self.panoptic:
-            return self.task.run(input, **options)
-        result = self.task.run(input)
-        semantic = result.postprocess
-        dressed = dataclasses.replace(result, subtasks=("panoptic", "semantic"),
-                                      postprocess=lambda *args: scored(semantic, *args))
-        return dressed.with_options(**{k: v for k, v in options.items() if k != "explain"})
-
-
-def scored(semantic, outputs, size, options):
-    """The semantic segments scored by class, those at or under the threshold dropped; the map
-    holds segment ids (class + 1), 0 where a dropped segment was."""
-    from engine.tasks.segments import Segment
-
-    classes, segments = semantic(outputs, size, options)
-    if options["subtask"] == "semantic":
-        return classes, segments
-    kept = [Segment(s.id + 1, s.label_id, s.label, 0.5 + 0.1 * s.label_id, s.area, s.bbox)
-            for s in segments if 0.5 + 0.1 * s.label_id > options["threshold"]]
-    ids = (classes + 1) * sum(classes == s.label_id for s in kept)
-    return ids, kept
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +77,8 @@ def pixels(image: QImage, channels: int = 3) -> np.ndarray:
 def widget_point(tab, x: float, y: float) -> QPointF:
     """Where pixel (x, y) of the original lies in the view."""
     target, (width, height) = tab.view.image_rect(), tab.last_outcome.result.image_size
-    return QPointF(target.left() + (x + 0.5) / width * target.width(), target.top() + (y + 0.5) / height * target.height())
+    return QPointF(target.left() + (x + 0.5) / width * target.width(),
+                   target.top() + (y + 0.5) / height * target.height())
 
 
 def inner_pixel(result, position: int, margin: int = 6, far: bool = False) -> tuple[int, int]:
@@ -306,7 +269,7 @@ def test_the_camera_feeds_the_segments(qtbot, window):
 
 
 @pytest.mark.parametrize("name, says", [("empty.jpg", "empty"), ("notes.txt", "not an image"),
-                                        ("garbage.png", "not an image")])
+                                        ("garbage.png", "not an image"), ("truncated.jpg", "truncated")])
 def test_bad_input_says_so_and_the_tab_still_works(qtbot, window, images, name, says):
     tab = tab_of(qtbot, window, TASK)
     tab.open_path(images / name)
@@ -315,6 +278,15 @@ def test_bad_input_says_so_and_the_tab_still_works(qtbot, window, images, name, 
     assert not tab.save_all_button.isEnabled()
     _, result = seg_tab(qtbot, window, images / "still_life.jpg")
     assert tab.table.rowCount() == len(result.segments) > 0
+
+
+def test_a_one_pixel_picture_is_one_segment(qtbot, window, tmp_path):
+    pixel = QImage(1, 1, QImage.Format.Format_RGB32)
+    pixel.fill(0xFF3070C0)
+    pixel.save(str(tmp_path / "dot.png"))
+    tab, result = seg_tab(qtbot, window, tmp_path / "dot.png")
+    assert result.image_size == (1, 1) and tab.table.rowCount() == len(result.segments) == 1
+    assert tab.table.item(0, 2).text() == "100.0 %" and tab.view.layer_image().size().toTuple() == (1, 1)
 
 
 # ----- inside the model --------------------------------------------------------------------------
@@ -354,3 +326,37 @@ def test_the_query_part_follows_a_segment_through_the_decoder_layers(qtbot):
     assert view.class_scores.rows() != rows
     view.set_queries([], None, [], {}, -1)
     assert not view.query_part.isVisibleTo(view)
+
+
+def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_open(
+        qtbot, settings, seg_model, counted, images):
+    win = make_window(qtbot, settings, seg_model, counted, panoptic=True)
+    try:
+        tab = tab_of(qtbot, win, TASK)
+        # as Mask2Former's task will: a run option that captures the decoder's layers
+        capture = Option("explain", bool, False, "keep each decoder layer's query masks and class scores")
+        tab.meta = dataclasses.replace(tab.meta, options=(*tab.meta.options, capture))
+        tab.open_path(images / "street.jpg")
+        wait_for_result(qtbot, tab, "street.jpg")
+        assert "explain" not in counted[0].options[-1]  # closed: nothing captured
+
+        view = tab.inside.view
+        tab.inside.collapsible.set_open(True)  # the shown result has no layers: one run to capture them
+        qtbot.waitUntil(lambda: view.query_pictures() == 3, timeout=WAIT_MS)
+        assert counted[0].runs == 2 and counted[0].options[-1]["explain"] is True
+        result = tab.last_outcome.result
+        best = max(result.segments, key=lambda s: s.score)
+        assert view.chosen_query() == best.query and view.query_box.count() == len(result.segments)
+        assert view.layers.captions() == ["layer 1", "layer 2", "layer 3"]
+        scores = np.exp(result.query_layer_logits[-1, best.query])
+        scores /= scores.sum()
+        top = int(np.argmax(scores))
+        assert view.class_scores.rows()[0] == ([*SEGMENT_LABELS, "no object"][top], pytest.approx(scores[top]))
+        assert view.heat_picture() is None and not view.class_part.isVisibleTo(view)  # no per-class maps
+
+        tab.inside.collapsible.set_open(False)
+        tab.run()
+        qtbot.waitUntil(lambda: counted[0].runs == 3 and not tab.is_busy(), timeout=WAIT_MS)
+        assert "explain" not in counted[0].options[-1]
+    finally:
+        conftest.close_window(win)
