@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -22,7 +22,7 @@ from app.tabs.segmentation_inside import InsidePanel
 from app.tabs.vision_common import VisionTab
 from app.widgets.segment_options import SegmentOptions
 from app.widgets.segment_view import SegmentLabel, SegmentView
-from app.widgets.tab_parts import results_table
+from app.widgets.tab_parts import RowLink, results_table
 from app.worker import Outcome
 
 COLUMNS = ("Segment", "Score", "Area")
@@ -44,7 +44,6 @@ class ImageSegmentationTab(VisionTab):
         self._result: Any = None
         self._post_job: tuple[int, Any, Outcome] | None = None  # (job, picture, outcome it refines)
         self.save_image_button.setToolTip("Save the picture with its segments as PNG, at the photo's full size")
-        self.view.hovered.connect(lambda index: self._highlight(index, from_table=False))
         self.view.clicked.connect(self.toggle_isolate)
 
         self.controls = SegmentOptions(self.settings)
@@ -54,11 +53,9 @@ class ImageSegmentationTab(VisionTab):
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
         self.table = results_table(COLUMNS)
-        self.table.setMouseTracking(True)
         self.table.setShowGrid(False)
-        self.table.cellEntered.connect(lambda row, _column: self._highlight(row, from_table=True))
         self.table.cellClicked.connect(lambda row, _column: self.toggle_isolate(row))
-        self.table.viewport().installEventFilter(self)
+        self.rows = RowLink(self.table, self.view)
         self.save_all_button = QPushButton("Save all…")
         self.save_all_button.setToolTip("Into a folder: the picture with its segments, every mask as PNG, the label "
                                         "map as an indexed PNG with its legend, and the JSON")
@@ -205,30 +202,13 @@ class ImageSegmentationTab(VisionTab):
 
     # ----- hover and isolate ------------------------------------------------------------------
 
-    def _highlight(self, index: int, from_table: bool) -> None:
-        if from_table:
-            self.view.set_highlight(index)
-        self.table.blockSignals(True)
-        if 0 <= index < self.table.rowCount():
-            self.table.selectRow(index)
-            self.table.scrollToItem(self.table.item(index, 0))
-        else:
-            self.table.clearSelection()
-        self.table.blockSignals(False)
-
     def highlighted_row(self) -> int:
-        rows = self.table.selectionModel().selectedRows()
-        return rows[0].row() if rows else -1
+        return self.rows.highlighted_row()
 
     def toggle_isolate(self, index: int) -> None:
         """Show only segment `index`; the same one again (or none) shows them all."""
         self.view.set_isolated(-1 if index == self.view.isolated() else index)
         self._say_summary()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.table.viewport() and event.type() == QEvent.Type.Leave:
-            self._highlight(-1, from_table=True)
-        return super().eventFilter(watched, event)
 
     # ----- inside the model ---------------------------------------------------------------------
 
