@@ -42,6 +42,7 @@ class ImageSegmentationTab(VisionTab):
 
     def build_result(self) -> QWidget:
         self._result: Any = None
+        self._kept_isolation: tuple[int, int] | None = None
         self._post_job: tuple[int, Any, Outcome] | None = None  # (job, picture, outcome it refines)
         self.save_image_button.setToolTip("Save the picture with its segments as PNG, at the photo's full size")
         self.view.clicked.connect(self.toggle_isolate)
@@ -127,7 +128,7 @@ class ImageSegmentationTab(VisionTab):
             _, picture, before = self._post_job
             self._post_job = None
             outcome = Outcome(answer.result, before.latency_ms, before.model)
-            if picture is not None:
+            if picture is not None and picture.outcome is before:
                 picture.outcome = outcome
             if self.last_outcome is before:
                 self.last_outcome = outcome
@@ -146,6 +147,7 @@ class ImageSegmentationTab(VisionTab):
     # ----- results ----------------------------------------------------------------------------
 
     def show_outcome(self, outcome: Outcome) -> None:
+        isolated, self._kept_isolation = self._kept_isolation, None
         result = self._result = outcome.result
         self.controls.set_subtasks(tuple(result.subtasks))
         segments = result.segments
@@ -155,6 +157,9 @@ class ImageSegmentationTab(VisionTab):
         labels = [SegmentLabel(segment_text(s), QColor(*map(int, colours[i])), places[i], s.area)
                   for i, s in enumerate(segments)]
         self.view.set_segments(mapped, colours, labels)
+        if isolated is not None:
+            same = [i for i, s in enumerate(segments) if (s.id, s.label_id) == isolated]
+            self.view.set_isolated(same[0] if same else -1)
         self._fill_table(result, colours)
         self.save_all_button.setEnabled(True)
         self.inside.show_result(result, self.view.image())
@@ -162,6 +167,9 @@ class ImageSegmentationTab(VisionTab):
             self._post_process()  # made with other options (a run begun before a slider moved)
 
     def clear_outcome(self) -> None:
+        # the segment shown alone stays alone in the next result that has it: a camera's next
+        # frame, the same picture with another threshold
+        self._kept_isolation = self._isolated_segment()
         self._result = None
         self.view.set_segments(None, segment_colours([]), [])
         self.table.setRowCount(0)
@@ -204,6 +212,14 @@ class ImageSegmentationTab(VisionTab):
 
     def highlighted_row(self) -> int:
         return self.rows.highlighted_row()
+
+    def _isolated_segment(self) -> tuple[int, int] | None:
+        """(id, class) of the segment shown alone, None when all are shown."""
+        index = self.view.isolated()
+        if self._result is None or not 0 <= index < len(self._result.segments):
+            return None
+        segment = self._result.segments[index]
+        return segment.id, segment.label_id
 
     def toggle_isolate(self, index: int) -> None:
         """Show only segment `index`; the same one again (or none) shows them all."""

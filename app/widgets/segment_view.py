@@ -93,8 +93,7 @@ class SegmentView(ImageView):
     def set_segments(self, mapped: IndexMap | None, colours: np.ndarray, labels: list[SegmentLabel]) -> None:
         self._mapped, self._colours, self._labels = mapped, colours, list(labels)
         self._edge = None if mapped is None else boundary(mapped.indices)  # kept for every redraw
-        self._highlight = -1
-        self._isolated = -1 if self._isolated >= len(labels) else self._isolated
+        self._highlight = self._isolated = -1
         self._rebuild()
 
     def set_style(self, opacity: float, alone: bool) -> None:

@@ -257,13 +257,19 @@ def test_saved_files_reopen_as_what_was_shown(qtbot, window, images, tmp_path):
 
 def test_the_camera_feeds_the_segments(qtbot, window):
     tab = tab_of(qtbot, window, TASK)
-    frames = StillFrames(QImage(str(SAMPLES / "street.jpg")).scaled(240, 160), count=20, interval_ms=10)
+    frames = StillFrames(QImage(str(SAMPLES / "street.jpg")).scaled(240, 160), count=None, interval_ms=10)
     assert tab.start_live(frames)
     qtbot.waitUntil(lambda: tab.live.pump.stats.done >= 2, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: "fps" in tab.view.badge(), timeout=WAIT_MS)
     result = tab.last_outcome.result
     assert result.image_size == (240, 160) and tab.view.layer_image() is not None
     assert tab.table.rowCount() == len(result.segments) and "ms" in tab.view.badge()
+    alone = result.segments[-1].label
+    tab.toggle_isolate(len(result.segments) - 1)
+    done = tab.live.pump.stats.done
+    qtbot.waitUntil(lambda: tab.live.pump.stats.done >= done + 2, timeout=WAIT_MS)
+    assert tab.last_outcome.result is not result  # a later frame: the same segment still alone
+    assert tab.last_outcome.result.segments[tab.view.isolated()].label == alone
     tab.live.button.click()  # stop
     qtbot.waitUntil(lambda: not tab.is_live(), timeout=WAIT_MS)
 
