@@ -224,6 +224,7 @@ class ImageSegmentationTab(VisionTab):
     def toggle_isolate(self, index: int) -> None:
         """Show only segment `index`; the same one again (or none) shows them all."""
         self.view.set_isolated(-1 if index == self.view.isolated() else index)
+        self.rows.highlight(self.view.isolated(), from_table=True)  # its row, and its label in full colour
         self._say_summary()
 
     # ----- inside the model ---------------------------------------------------------------------

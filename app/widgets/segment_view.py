@@ -117,6 +117,10 @@ class SegmentView(ImageView):
     def layer_image(self) -> QImage | None:
         return self._layer
 
+    def mapped(self) -> IndexMap | None:
+        """Which segment covers each pixel, at the layer's size."""
+        return self._mapped
+
     def colours(self) -> np.ndarray:
         """(N, 3) uint8: the segments' colours, in the result's order."""
         return self._colours

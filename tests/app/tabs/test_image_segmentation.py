@@ -121,7 +121,7 @@ def test_a_drop_shows_the_engines_segments_in_the_picture_and_the_list(qtbot, wi
 
     # the layer over the photo: each segment's colour where the engine put it
     layer = pixels(tab.view.layer_image(), 4)
-    step = tab.view._mapped.step
+    step = tab.view.mapped().step
     colours = segment_colours(result.segments)
     for position in range(len(result.segments)):
         x, y = inner_pixel(result, position)
@@ -162,7 +162,7 @@ def test_rows_and_regions_light_each_other_and_a_click_isolates(qtbot, window, i
     qtbot.mouseClick(tab.view, Qt.MouseButton.LeftButton, pos=widget_point(tab, *inner_pixel(result, chosen)).toPoint())
     assert tab.view.isolated() == chosen and result.segments[chosen].label in tab.summary.text()
     layer = pixels(tab.view.layer_image(), 4)
-    step = tab.view._mapped.step
+    step = tab.view.mapped().step
     for position in range(len(result.segments)):
         x, y = inner_pixel(result, position)
         veiled = tuple(layer[y // step, x // step])
@@ -172,7 +172,7 @@ def test_rows_and_regions_light_each_other_and_a_click_isolates(qtbot, window, i
     tab.table.cellClicked.emit(chosen, 0)  # the same one again: all of them
     assert tab.view.isolated() == -1
     tab.table.cellClicked.emit(1, 0)
-    assert tab.view.isolated() == 1
+    assert tab.view.isolated() == 1 and tab.highlighted_row() == 1 and tab.view.highlight() == 1
 
     tab.controls.alone.setChecked(True)  # the label map alone: opaque
     assert (pixels(tab.view.layer_image(), 4)[..., 3] == 255).all()
