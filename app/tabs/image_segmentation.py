@@ -14,7 +14,16 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.segment_files import SegmentExport, save_everything, save_overlay
 from app.segment_maps import anchors, index_map, segment_colours, segment_text
@@ -55,6 +64,9 @@ class ImageSegmentationTab(VisionTab):
         self.summary.setWordWrap(True)
         self.table = results_table(COLUMNS)
         self.table.setShowGrid(False)
+        # the list takes the room the inside view leaves, never the other way round
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.table.setMinimumHeight(6 * self.table.verticalHeader().defaultSectionSize())
         self.table.cellClicked.connect(lambda row, _column: self.toggle_isolate(row))
         self.rows = RowLink(self.table, self.view)
         self.save_all_button = QPushButton("Save all…")
