@@ -197,7 +197,8 @@ class ImageSegmentationTab(VisionTab):
             swatch.fill(QColor(*map(int, colours[row])))
             name = QTableWidgetItem(QIcon(swatch), segment.label)
             score = QTableWidgetItem("—" if segment.score is None else f"{segment.score:.3f}")
-            area = QTableWidgetItem(f"{100 * segment.area / max(1, width * height):.1f} %")
+            share = 100 * segment.area / max(1, width * height)
+            area = QTableWidgetItem(f"{share:.1f} %" if share >= 0.05 or segment.area == 0 else "<0.1 %")
             for column, item in enumerate((name, score, area)):
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
