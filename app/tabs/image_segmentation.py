@@ -155,6 +155,8 @@ class ImageSegmentationTab(VisionTab):
             self._post_job = None
             self.busy_label.setText("")
             self.banner.show_message("error", message)
+        else:
+            self.inside.take_failure(job_id, message)
 
     # ----- results ----------------------------------------------------------------------------
 

@@ -79,12 +79,19 @@ class InsidePanel(QObject):
             return  # another result is shown by now
         self.draw(result, photo, answer.result)
 
+    def take_failure(self, job_id: int, message: str) -> None:
+        if self._job is not None and job_id == self._job[0]:
+            self._job = None
+            self.view.clear(f"Could not look inside the model: {message}")
+
     def draw(self, result: Any, photo: QImage | None, data: dict[str, Any]) -> None:
         segments, labels = result.segments, data.get("labels", {})
         top = top_segment(segments)
         present = tuple(dict.fromkeys(s.label_id for s in sorted(segments, key=lambda s: -s.area)))
-        self.view.set_class_scores(data.get("probabilities"), labels, photo,
-                                   segments[top].label_id if top >= 0 else 0, present)
+        chosen_class = segments[top].label_id if top >= 0 else 0
+        if self._tab.is_live() and self.view.kept_class is not None:
+            chosen_class = self.view.kept_class  # the class the user picked stays from frame to frame
+        self.view.set_class_scores(data.get("probabilities"), labels, photo, chosen_class, present)
         layers = getattr(result, "query_layers", None) or []
         with_query = [s for s in segments if getattr(s, "query", None) is not None]
         choices = [(segment_text(s), int(s.query)) for s in with_query]

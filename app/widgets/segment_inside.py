@@ -47,6 +47,8 @@ class InsideView(QWidget):
         self.class_box = QComboBox()
         self.class_box.setToolTip("The class whose probability the map shows")
         self.class_box.currentIndexChanged.connect(self._draw_heat)
+        self.class_box.activated.connect(lambda _index: self._keep_class())
+        self.kept_class: int | None = None  # the class the user picked, which live frames keep
         self.heat = QLabel()
         self.heat_caption = QLabel()
         self.heat_caption.setObjectName("hint")
@@ -117,6 +119,10 @@ class InsideView(QWidget):
 
     def choose_class(self, label_id: int) -> None:
         self.class_box.setCurrentIndex(self.class_box.findData(label_id))
+        self._keep_class()
+
+    def _keep_class(self) -> None:
+        self.kept_class = self.chosen_class()
 
     def chosen_class(self) -> int:
         value = self.class_box.currentData()
