@@ -23,6 +23,7 @@ from app.segment_maps import hex_colour, index_map, layer
 from app.widgets.overlays import EXPORT_REFERENCE_SIDE
 from app.widgets.segment_view import SegmentLabel, paint_labels
 
+BAND_ROWS = 256  # rows blended at once
 MAX_INDEXED = 255  # an indexed PNG has 256 palette entries, and entry 0 stands for "no segment"
 
 
@@ -60,9 +61,12 @@ def overlay_picture(request: SegmentExport) -> tuple[QImage, str]:
     indices = _fit(index_map(result.segmentation, result.segments, longest=None).indices, width, height)
     scale = max(1.0, max(width, height) / EXPORT_REFERENCE_SIDE)
     rgba = layer(indices, request.colours, opacity=request.opacity, alone=request.alone,
-                 outline=max(2, round(2 * scale))).astype(np.float32)
-    alpha = rgba[..., 3:] / 255
-    blended = np.rint(pixels * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
+                 outline=max(2, round(2 * scale)))
+    blended = np.empty_like(pixels)
+    for top in range(0, height, BAND_ROWS):  # a band at a time: a 12-megapixel photo needs no gigabyte
+        band = slice(top, top + BAND_ROWS)
+        alpha = rgba[band, :, 3:].astype(np.float32) / 255
+        blended[band] = np.rint(pixels[band] * (1 - alpha) + rgba[band, :, :3] * alpha)
     out = QImage(np.ascontiguousarray(blended).data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
     painter = QPainter(out)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
