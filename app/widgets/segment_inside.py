@@ -11,8 +11,10 @@ The tab hands the arrays over; choosing a class or a segment redraws from them a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -44,47 +46,20 @@ class InsideView(QWidget):
         self._query_layers: list[np.ndarray] = []  # per decoder layer, (queries, h, w)
         self._query_logits: np.ndarray | None = None  # (layers, queries, classes + 1)
 
-        self.class_box = QComboBox()
-        self.class_box.setToolTip("The class whose probability the map shows")
-        self.class_box.currentIndexChanged.connect(self._draw_heat)
+        self.class_box = _chooser("The class whose probability the map shows", self._draw_heat)
         self.class_box.activated.connect(lambda _index: self._keep_class())
         self.kept_class: int | None = None  # the class the user picked, which live frames keep
         self.heat = QLabel()
-        self.heat_caption = QLabel()
-        self.heat_caption.setObjectName("hint")
-        self.heat_caption.setWordWrap(True)
-        self.class_part = QWidget()
-        row = QHBoxLayout()
-        title = QLabel("Score map of")
-        row.addWidget(title)
-        row.addWidget(self.class_box, 1)
-        column = QVBoxLayout(self.class_part)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(row)
-        column.addWidget(self.heat, 0, Qt.AlignmentFlag.AlignLeft)
-        column.addWidget(self.heat_caption)
+        self.heat_caption = _hint()
+        self.class_part = _part("Score map of", self.class_box, self.heat, self.heat_caption)
 
-        self.query_box = QComboBox()
-        self.query_box.setToolTip("The segment whose query the pictures follow through the decoder")
-        self.query_box.currentIndexChanged.connect(self._draw_query)
+        self.query_box = _chooser("The segment whose query the pictures follow through the decoder", self._draw_query)
         self.layers = LevelStrip()
         self.class_scores = ScoreBars()
-        self.query_caption = QLabel()
-        self.query_caption.setObjectName("hint")
-        self.query_caption.setWordWrap(True)
-        self.query_part = QWidget()
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Query of"))
-        row.addWidget(self.query_box, 1)
-        column = QVBoxLayout(self.query_part)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(row)
-        column.addWidget(self.layers)
-        column.addWidget(self.query_caption)
-        column.addWidget(self.class_scores)
+        self.query_caption = _hint()
+        self.query_part = _part("Query of", self.query_box, self.layers, self.query_caption, self.class_scores)
 
-        self.empty = QLabel("Open a picture to look inside the model.")
-        self.empty.setObjectName("hint")
+        self.empty = _hint()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.empty)
@@ -215,3 +190,30 @@ class InsideView(QWidget):
     def query_pictures(self) -> int:
         return len(self.layers.captions())
 
+
+def _chooser(tip: str, changed: Callable[[], None]) -> QComboBox:
+    box = QComboBox()
+    box.setToolTip(tip)
+    box.currentIndexChanged.connect(lambda _index: changed())
+    return box
+
+
+def _hint() -> QLabel:
+    label = QLabel()
+    label.setObjectName("hint")
+    label.setWordWrap(True)
+    return label
+
+
+def _part(title: str, chooser: QComboBox, *below: QWidget) -> QWidget:
+    """`title` and its chooser on a line, the widgets `below` under them."""
+    part = QWidget()
+    row = QHBoxLayout()
+    row.addWidget(QLabel(title))
+    row.addWidget(chooser, 1)
+    column = QVBoxLayout(part)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.addLayout(row)
+    for widget in below:
+        column.addWidget(widget)
+    return part
