@@ -22,6 +22,7 @@ TABS: dict[str, tuple[str, str]] = {
     "image-classification": ("app.tabs.image_classification", "ImageClassificationTab"),
     "object-detection": ("app.tabs.object_detection", "ObjectDetectionTab"),
     "depth-estimation": ("app.tabs.depth_estimation", "DepthEstimationTab"),
+    "image-segmentation": ("app.tabs.image_segmentation", "ImageSegmentationTab"),
     "text-classification": ("app.tabs.text_classification", "TextClassificationTab"),
     "token-classification": ("app.tabs.token_classification", "TokenClassificationTab"),
     "question-answering": ("app.tabs.question_answering", "QuestionAnsweringTab"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from app.tabs.detection_inside import DetectionInside, ShownBox
 from app.tabs.vision_common import VisionTab
 from app.widgets.overlays import Box, class_colour
-from app.widgets.tab_parts import results_table
+from app.widgets.tab_parts import RowLink, results_table
 from app.worker import Outcome
 
 COLUMNS = ("Object", "Score", "Box (x0, y0, x1, y1)")
@@ -68,12 +68,9 @@ class ObjectDetectionTab(VisionTab):
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
         self.table = results_table(COLUMNS)
-        self.table.setMouseTracking(True)
         self.table.setShowGrid(False)
-        self.table.cellEntered.connect(lambda row, _col: self._highlight(row, from_table=True))
+        self.rows = RowLink(self.table, self.view)
         self.table.cellClicked.connect(self._on_row_clicked)
-        self.table.viewport().installEventFilter(self)
-        self.view.hovered.connect(lambda index: self._highlight(index, from_table=False))
 
         holder = QWidget()
         layout = QVBoxLayout(holder)
@@ -178,25 +175,8 @@ class ObjectDetectionTab(VisionTab):
 
     # ----- hover: a box and its row light up together -------------------------------------------
 
-    def _highlight(self, index: int, from_table: bool) -> None:
-        if from_table:
-            self.view.set_highlight(index)
-        self.table.blockSignals(True)
-        if 0 <= index < self.table.rowCount():
-            self.table.selectRow(index)
-            self.table.scrollToItem(self.table.item(index, 0))
-        else:
-            self.table.clearSelection()
-        self.table.blockSignals(False)
-
     def highlighted_row(self) -> int:
-        rows = self.table.selectionModel().selectedRows()
-        return rows[0].row() if rows else -1
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.table.viewport() and event.type() == QEvent.Type.Leave:
-            self._highlight(-1, from_table=True)
-        return super().eventFilter(watched, event)
+        return self.rows.highlighted_row()
 
     # ----- explanation ------------------------------------------------------------------------
 

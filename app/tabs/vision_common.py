@@ -50,6 +50,7 @@ class VisionTab(ImageExportMixin, TaskTab):
 
     file_filter = FILE_FILTER
     sample: ClassVar[str] = ""  # the file in resources/samples that `load_sample` opens
+    view_class: ClassVar[type[ImageView]] = ImageView  # the picture widget, with what it draws over it
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,7 +80,7 @@ class VisionTab(ImageExportMixin, TaskTab):
         self.exporter = ImageExporter(self)
         self.exporter.done.connect(self._on_exported)
 
-        self.view = ImageView()
+        self.view = self.view_class()
         self.view.dropped.connect(self.take_mime)
         self.view.step.connect(self.step)
         self.strip = ThumbnailStrip()

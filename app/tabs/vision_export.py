@@ -7,8 +7,10 @@ A mixin for VisionTab: it uses the tab's view, current picture, live mode, expor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Slot
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QMainWindow
 
 from app.annotate import Exported, ExportRequest
@@ -27,14 +29,19 @@ class ImageExportMixin:
             if not chosen:
                 return
             path = Path(chosen)
-        picture = self.current
-        if self.live.is_running() or picture is None:
-            source, fallback = self.view.image(), None
-        else:  # pasted pixels stay a QImage until the decoder has made an array of them
-            source = picture.image if picture.image is not None else picture.source
-            fallback = picture.preview
+        source, fallback = self.export_source()
         self.exporter.request(ExportRequest(Path(path), source, fallback, self.view.overlay()))
         self._say(f"Saving {Path(path).name}…", 0)
+
+    def export_source(self) -> tuple[Any, QImage | None]:
+        """(the original behind what the view shows, what to draw on when it cannot be read)
+        as `ExportRequest` takes them: a camera frame as it is, else the picture's source."""
+        picture = self.current
+        if self.live.is_running() or picture is None:
+            return self.view.image(), None
+        # pasted pixels stay a QImage until the decoder has made an array of them
+        source = picture.image if picture.image is not None else picture.source
+        return source, picture.preview
 
     @Slot(object)
     def _on_exported(self, outcome: Exported) -> None:

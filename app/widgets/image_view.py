@@ -151,8 +151,7 @@ class ImageView(QWidget):
         else:
             target = self.image_rect()
             painter.drawImage(target, self._image)
-            overlay = Overlay(tuple(self._boxes), self._space, self._caption, self.font())
-            paint_overlays(painter, overlay, target, scale=1.0, highlight=self._highlight)
+            self.paint_over(painter, target)
             if self._badge:
                 size = pill_size(self._badge, self.font())
                 corner = QPointF(target.right() - 8 - size.width(), target.top() + 8)
@@ -163,6 +162,12 @@ class ImageView(QWidget):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(QRectF(self.rect()).adjusted(2, 2, -2, -2), 8, 8)
         painter.end()
+
+    def paint_over(self, painter: QPainter, target: QRectF) -> None:
+        """What lies over the picture drawn in `target`: the boxes and the caption. A view for
+        another kind of result (segments) paints its own."""
+        overlay = Overlay(tuple(self._boxes), self._space, self._caption, self.font())
+        paint_overlays(painter, overlay, target, scale=1.0, highlight=self._highlight)
 
     def overlay(self) -> Overlay:
         """A copy of what is drawn over the picture, for painting elsewhere (the export). The font

@@ -77,7 +77,7 @@ def map_rect(rect: QRectF, space: QSizeF, target: QRectF) -> QRectF:
     return QRectF(target.x() + rect.x() * sx, target.y() + rect.y() * sy, rect.width() * sx, rect.height() * sy)
 
 
-def _resized(font: QFont, factor: float) -> QFont:
+def resized_font(font: QFont, factor: float) -> QFont:
     """`font` `factor` times as large, whether its size was set in points or in pixels."""
     out = QFont(font)
     if font.pixelSize() > 0:
@@ -91,7 +91,7 @@ def paint_overlays(painter: QPainter, overlay: Overlay, target: QRectF, scale: f
     """Boxes, labels and caption of `overlay` over a picture drawn in `target`; `scale` widens
     lines and fonts, `highlight` is the box the mouse is over (-1 for none)."""
     boxes = overlay.boxes
-    font = _resized(overlay.font, 0.95 * scale)
+    font = resized_font(overlay.font, 0.95 * scale)
     font.setWeight(QFont.Weight.DemiBold)
     rects = [map_rect(box.rect, overlay.space, target).intersected(target) for box in boxes]
     labels = _place_labels(rects, [box.text for box in boxes], font, target)
@@ -113,7 +113,7 @@ def paint_overlays(painter: QPainter, overlay: Overlay, target: QRectF, scale: f
         background.setAlphaF(0.5 if highlight >= 0 and i != highlight else 0.92)
         draw_pill(painter, labels[i], boxes[i].text, background, font)
     if overlay.caption:
-        big = _resized(font, 1.25)
+        big = resized_font(font, 1.25)
         size = pill_size(overlay.caption, big)
         corner = QPointF(target.left() + 10 * scale, target.bottom() - 10 * scale - size.height())
         draw_pill(painter, QRectF(corner, size), overlay.caption, QColor(20, 22, 26, 200), big)

@@ -1,8 +1,12 @@
 """Parts the tabs share: the two button rows every tab has (Run/Cancel under the input,
-Copy/Save above the result), and the read-only table of results several tabs list."""
+Copy/Save above the result), the read-only table of results several tabs list, and the link
+that lights up a row and its item in a picture together."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -66,3 +70,39 @@ def results_table(columns: tuple[str, ...]) -> QTableWidget:
     for column in range(1, len(columns)):
         header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
     return table
+
+
+class RowLink(QObject):
+    """Rows of `table` and items of `view` (an ImageView: `hovered(index)`, `set_highlight`)
+    light up together, whichever of the two the mouse is over; row i is item i."""
+
+    def __init__(self, table: QTableWidget, view: Any) -> None:
+        super().__init__(table)
+        self._table, self._view = table, view
+        self._viewport = table.viewport()  # kept: the filter must not call into a table being torn down
+        table.setMouseTracking(True)
+        table.cellEntered.connect(lambda row, _column: self.highlight(row, from_table=True))
+        self._viewport.installEventFilter(self)
+        view.hovered.connect(lambda index: self.highlight(index, from_table=False))
+
+    def highlight(self, index: int, from_table: bool) -> None:
+        """Light up row and item `index` (-1: none); `from_table`: the mouse is over the row."""
+        if from_table:
+            self._view.set_highlight(index)
+        table = self._table
+        table.blockSignals(True)
+        if 0 <= index < table.rowCount():
+            table.selectRow(index)
+            table.scrollToItem(table.item(index, 0))
+        else:
+            table.clearSelection()
+        table.blockSignals(False)
+
+    def highlighted_row(self) -> int:
+        rows = self._table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and watched is self._viewport:
+            self.highlight(-1, from_table=True)
+        return super().eventFilter(watched, event)

@@ -160,6 +160,67 @@ def save_depth_anything(folder: Path, **overrides) -> Path:
     return Path(folder)
 
 
+SEGMENT_LABELS = ["sky", "building", "road", "sidewalk", "traffic light", "stop sign"]
+
+
+def _street_regions(size: tuple[int, int]) -> torch.Tensor:
+    """(height, width) class ids for street.jpg, drawn from its layout: sky above, road below,
+    the pavement between, the buildings, the traffic light and the stop sign in their boxes."""
+    width, height = size
+    ys = torch.arange(height, dtype=torch.float64)[:, None] / height * 800
+    xs = torch.arange(width, dtype=torch.float64)[None, :] / width * 1200
+    regions = torch.zeros(height, width, dtype=torch.long)  # sky
+
+    def inside(x0, y0, x1, y1):
+        return (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+
+    for *_, x0, y0, x1, y1 in (o for o in STREET_OBJECTS if o[0] == "building"):
+        regions[inside(x0, y0, x1, y1)] = SEGMENT_LABELS.index("building")
+    regions[inside(398, 188, 472, 422) | inside(426, 422, 442, 530)] = SEGMENT_LABELS.index("traffic light")
+    regions[inside(617, 196, 823, 404)] = SEGMENT_LABELS.index("stop sign")
+    regions[(ys >= 512).expand(height, width)] = SEGMENT_LABELS.index("sidewalk")
+    regions[(ys >= 540).expand(height, width)] = SEGMENT_LABELS.index("road")
+    return regions
+
+
+def save_segformer(folder: Path, fit_to: Path | None = SAMPLES / "street.jpg") -> Path:
+    """A tiny SegFormer (MiT-b0's layout shrunk, 128×128 input) whose classifier is fitted so
+    that the street scene comes out as sky, buildings, road, pavement, traffic light and sign."""
+    from PIL import Image
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
+
+    from tests.engine.models.random_values import spread_values
+    from tests.engine.models.tiny_segformer import CONFIGS
+
+    torch.manual_seed(0)
+    layout = {**CONFIGS["b0-like"], "decoder_hidden_size": 96}
+    config = SegformerConfig(**layout, **_labels(SEGMENT_LABELS))
+    model = SegformerForSemanticSegmentation(config).eval()
+    spread_values(model)
+    processor = SegformerImageProcessorPil(size={"height": 128, "width": 128})
+    if fit_to is not None:
+        pixels = processor(images=Image.open(fit_to).convert("RGB"), return_tensors="pt")["pixel_values"]
+        seen = []
+        hook = model.decode_head.classifier.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        with torch.no_grad():
+            model(pixel_values=pixels)
+        hook.remove()
+        features = seen[0][0].flatten(1).T  # (positions, decoder_hidden_size)
+        height, width = seen[0].shape[-2:]
+        regions = _street_regions((width, height)).flatten()
+        targets = torch.full((len(regions), len(SEGMENT_LABELS)), -4.0, dtype=torch.float64)
+        targets[torch.arange(len(regions)), regions] = 4.0
+        classifier = model.decode_head.classifier
+        fitted = torch.nn.Linear(features.shape[1], len(SEGMENT_LABELS))
+        _fit_linear(fitted, features, targets)
+        with torch.no_grad():
+            classifier.weight.copy_(fitted.weight[:, :, None, None])
+            classifier.bias.copy_(fitted.bias)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return Path(folder)
+
+
 def build_vision_models(root: str | Path) -> dict[str, Path]:
     """One folder per vision task under `root`, named by task, plus "convnext"."""
     root = Path(root)
@@ -167,5 +228,6 @@ def build_vision_models(root: str | Path) -> dict[str, Path]:
         "image-classification": save_vit(root / "image-classification"),
         "object-detection": save_detr(root / "object-detection"),
         "depth-estimation": save_depth_anything(root / "depth-estimation"),
+        "image-segmentation": save_segformer(root / "image-segmentation"),
         "convnext": save_convnext(root / "convnext"),
     }
