@@ -145,6 +145,7 @@ class ImageSegmentation(Task):
             warnings=notes,
             query_layers=layers[0] if layers else None,
             query_layer_logits=layers[1] if layers else None,
+            internals={"query_masks": np.stack(layers[0]), "query_logits": layers[1]} if layers else {},
         )
 
     def info(self) -> dict[str, Any]:

@@ -174,6 +174,9 @@ def test_explain_keeps_every_layer_and_changes_nothing_else(checkpoint, pictures
     assert logits.dtype == np.float32 and logits.shape == (4, queries, 71)
     np.testing.assert_array_equal(logits[-1], plain.outputs["class_logits"].numpy())
     assert all(s.query is not None and 0 <= s.query < queries for s in explained.segments)
+    assert plain.internals == {}  # what --explain DIR writes: the same arrays, stacked
+    np.testing.assert_array_equal(explained.internals["query_masks"], np.stack(layers))
+    assert explained.internals["query_logits"] is logits
 
 
 def test_score_maps_are_the_semantic_scores_at_mask_resolution(checkpoint, pictures):
