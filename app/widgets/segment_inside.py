@@ -170,7 +170,8 @@ class InsideView(QWidget):
             return
         table = lookup_table(HEAT_MAP)
         count = len(self._query_layers)
-        pictures = [(heat_image(masks[query].astype(np.float32), table), f"layer {i + 1}")
+        # the engine's first prediction comes from the learned queries before any decoder layer
+        pictures = [(heat_image(masks[query].astype(np.float32), table), f"layer {i}" if i else "before")
                     for i, masks in enumerate(self._query_layers)]
         self.layers.set_pictures(pictures)
         rows: list[tuple[str, float]] = []
@@ -182,8 +183,9 @@ class InsideView(QWidget):
                     for c in best]
         self.class_scores.set_scores(rows)
         self.query_caption.setText(
-            f"Query {query}'s mask after each of the {count} decoder layers, first to last: each layer "
-            "attends only inside the mask the layer before predicted, so it sharpens as it goes. "
+            f"Query {query}'s mask as first predicted from the learned queries, then after each of the "
+            f"{count - 1} decoder layers: each layer attends only inside the mask predicted before it, so "
+            "it sharpens as it goes. "
             "Below, the class scores of its final layer."
         )
 

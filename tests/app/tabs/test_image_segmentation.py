@@ -325,7 +325,7 @@ def test_the_query_part_follows_a_segment_through_the_decoder_layers(qtbot):
     logits[-1, 2, 1] = 9.0
     view.set_queries(layers, logits, [("cat 97%", 2), ("dog 80%", 0)], {1: "cat", 0: "dog"}, 2)
     assert view.query_part.isVisibleTo(view) and view.chosen_query() == 2
-    assert view.layers.captions() == ["layer 1", "layer 2", "layer 3"]
+    assert view.layers.captions() == ["before", "layer 1", "layer 2"]
     rows = view.class_scores.rows()
     assert rows[0][0] == "cat" and rows[0][1] > 0.9 and len(rows) == 5
     view.query_box.setCurrentIndex(1)
@@ -353,7 +353,7 @@ def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_o
         result = tab.last_outcome.result
         best = max(result.segments, key=lambda s: s.score)
         assert view.chosen_query() == best.query and view.query_box.count() == len(result.segments)
-        assert view.layers.captions() == ["layer 1", "layer 2", "layer 3"]
+        assert view.layers.captions() == ["before", "layer 1", "layer 2"]
         scores = np.exp(result.query_layer_logits[-1, best.query])
         scores /= scores.sum()
         top = int(np.argmax(scores))
