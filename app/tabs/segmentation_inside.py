@@ -54,8 +54,10 @@ class InsidePanel(QObject):
         return self.is_open() and meta is not None and any(o.name == "explain" for o in meta.options)
 
     def needs_rerun(self, result: Any) -> bool:
-        """The result was made while nothing was captured, and its task could capture more."""
-        return self.wants_capture() and getattr(result, "query_layers", None) is None
+        """The result was made while nothing was captured, and its model could capture more
+        (a query-based one, Mask2Former: SegFormer's class scores are always kept)."""
+        queries = any(subtask != "semantic" for subtask in getattr(result, "subtasks", ()))  # not SegFormer
+        return self.wants_capture() and queries and getattr(result, "query_layers", None) is None
 
     def clear(self) -> None:
         self._job = None

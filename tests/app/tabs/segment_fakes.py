@@ -42,11 +42,6 @@ class Counted:
         return dressed
 
 
-@dataclasses.dataclass(frozen=True)
-class QuerySegment(Segment):
-    query: int | None = None
-
-
 def with_queries(result, layers: int = 3, queries: int = 8) -> None:
     """What Mask2Former's result carries with `explain=True`: each decoder layer's query masks,
     their class scores (the last column "no object"), and each segment's query (its position
@@ -54,7 +49,7 @@ def with_queries(result, layers: int = 3, queries: int = 8) -> None:
     rng = np.random.default_rng(0)
     result.query_layers = [rng.random((queries, 16, 24)).astype(np.float16) for _ in range(layers)]
     result.query_layer_logits = rng.normal(size=(layers, queries, 7)).astype(np.float32)
-    result.segments = [QuerySegment(**vars(s), query=2 * i) for i, s in enumerate(result.segments)]
+    result.segments = [dataclasses.replace(s, query=2 * i) for i, s in enumerate(result.segments)]
     result.outputs = {}  # Mask2Former keeps query outputs, no per-class score maps
 
 

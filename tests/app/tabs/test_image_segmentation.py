@@ -344,7 +344,7 @@ def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_o
         tab.meta = dataclasses.replace(tab.meta, options=(*tab.meta.options, capture))
         tab.open_path(images / "street.jpg")
         wait_for_result(qtbot, tab, "street.jpg")
-        assert "explain" not in counted[0].options[-1]  # closed: nothing captured
+        assert not counted[0].options[-1].get("explain")  # closed: nothing captured
 
         view = tab.inside.view
         tab.inside.collapsible.set_open(True)  # the shown result has no layers: one run to capture them
@@ -363,6 +363,6 @@ def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_o
         tab.inside.collapsible.set_open(False)
         tab.run()
         qtbot.waitUntil(lambda: counted[0].runs == 3 and not tab.is_busy(), timeout=WAIT_MS)
-        assert "explain" not in counted[0].options[-1]
+        assert not counted[0].options[-1].get("explain")
     finally:
         conftest.close_window(win)
