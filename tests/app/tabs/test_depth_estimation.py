@@ -84,7 +84,7 @@ def test_the_coloured_depth_is_the_engines_picture_through_the_map(qtbot, window
     title, top, bottom = tab.colour_bar.labels()
     assert "nearer ↑" in title and top == f"{expected.predicted_depth.max():.3g}"
     assert json.loads(tab.result_json()) == expected.to_json()
-    assert [c.split("×")[0] for c in tab.levels.captions()] == [str(level.shape[1]) for level in expected.neck_levels]
+    assert [c.split("×")[0] for c in tab.levels.captions()] == [str(level.shape[1]) for level in expected.decoder_levels]
     assert "Depth Anything" in tab.how.plain_text() and "relative" in tab.how.plain_text()
 
 

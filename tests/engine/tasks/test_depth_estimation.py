@@ -144,15 +144,15 @@ def test_write_files_round_trip(checkpoint, images, tmp_path):
         np.testing.assert_array_equal(np.asarray(picture), result.depth)
 
 
-def test_neck_levels_are_the_fused_maps_channel_means_coarse_to_fine(checkpoint, images):
+def test_decoder_levels_are_the_necks_fused_maps_channel_means_coarse_to_fine(checkpoint, images):
     task, _ = checkpoint
     result = task.run(images["rgb_640x480.jpg"])  # 56 x 77 in: a 8 x 11 grid of patches
     assert result.model_input_size == (77, 56)
-    assert [level.shape for level in result.neck_levels] == [(8, 11), (16, 22), (32, 44), (64, 88)]
+    assert [level.shape for level in result.decoder_levels] == [(8, 11), (16, 22), (32, 44), (64, 88)]
     pixels = task.preprocess(Image.open(images["rgb_640x480.jpg"]).convert("RGB"))
     with torch.no_grad():
         fused = task.model.forward_features(pixels)
-    for level, expected in zip(result.neck_levels, fused):
+    for level, expected in zip(result.decoder_levels, fused):
         np.testing.assert_allclose(level, expected[0].mean(dim=0).numpy(), rtol=0, atol=1e-6)
 
 
