@@ -29,7 +29,9 @@ from PIL import Image
 
 from engine import image_device
 from engine import image_processing as processing
+from engine.errors import InputError
 from engine.image import ImageSource, load_image
+from engine.point_cloud import DEFAULT_FIELD_OF_VIEW, PointCloud, back_project, write_ply
 from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Result, Task, find_family
 from engine.tasks.vision_common import FAMILIES, read_processor
@@ -51,6 +53,7 @@ class DepthResult(Result):
     image_size: tuple[int, int]  # (width, height) of the upright input
     model_input_size: tuple[int, int]  # (width, height) the model saw
     decoder_levels: list[np.ndarray] = field(default_factory=list)
+    photo: np.ndarray | None = None  # (height, width, 3) uint8: the upright input, for the point cloud
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -68,9 +71,30 @@ class DepthResult(Result):
         return self.kind, int(means.argmax()), int(means.argmin())
 
     def write_files(self, folder: Path, stem: str = "") -> dict[str, Any]:
-        """The JSON with the paths of the depth files `save_depth` writes (the CLI's
-        `--output-dir`)."""
-        return {**self.to_json(), **self.save_depth(folder, stem)}
+        """The JSON with the paths of the depth files `save_depth` writes and of the point
+        cloud `save_ply` writes (`depth.ply` or `STEM-depth.ply`; the CLI's `--output-dir`)."""
+        written = self.save_depth(folder, stem)
+        cloud = self.save_ply(Path(folder) / (f"{stem}-depth.ply" if stem else "depth.ply"))
+        return {**self.to_json(), **written, "point_cloud": str(cloud)}
+
+    def point_cloud(self, *, field_of_view: float = DEFAULT_FIELD_OF_VIEW, step: int = 1) -> PointCloud:
+        """The photo lifted by its depth (see `engine.point_cloud`): one point per kept pixel,
+        every `step`-th row and column, through a pinhole camera seeing `field_of_view` degrees
+        across."""
+        if self.photo is None:
+            raise InputError("this depth result has no photo to colour a point cloud with")
+        return back_project(self.predicted_depth, self.kind, self.photo, field_of_view=field_of_view, step=step)
+
+    def save_ply(self, path: Path, *, field_of_view: float = DEFAULT_FIELD_OF_VIEW, step: int = 1,
+                 binary: bool = True) -> Path:
+        """Write `point_cloud(...)` as a PLY file at `path` (its folder made if missing)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cloud = self.point_cloud(field_of_view=field_of_view, step=step)
+        what = "metres" if self.kind == "metric" else "relative depth as 1.1 / (normalised inverse depth + 0.1)"
+        return write_ply(path, cloud, binary=binary, comments=(
+            f"depth: {what}", f"horizontal field of view: {field_of_view:g} degrees",
+            f"every {step} pixel(s) of a {self.image_size[0]}x{self.image_size[1]} photo"))
 
     def save_depth(self, folder: Path, stem: str = "") -> dict[str, str]:
         """Write `depth.npy` (float32, the original size) and `depth.png` (the 8-bit picture),
@@ -148,7 +172,8 @@ class DepthEstimation(Task):
         "vinvino02/glpn-kitti",
     )
     extra_files = ("preprocessor_config.json",)
-    output_files = "the depth as .npy (float32) and as the pipeline's 8-bit PNG"
+    output_files = ("the depth as .npy (float32) and as the pipeline's 8-bit PNG, and a .ply point cloud "
+                    "coloured by the photo (60° field of view)")
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -201,6 +226,7 @@ class DepthEstimation(Task):
             image_size=image.size,
             model_input_size=(width, height),
             decoder_levels=levels,
+            photo=np.asarray(image),
             timings={"preprocess": prepared - started, "model": predicted - prepared,
                      "picture": time.perf_counter() - predicted},
             warnings=notes,

@@ -113,3 +113,22 @@ def test_a_segmentation_checkpoint_is_refused_by_name(tmp_path):
                                                      num_attention_heads=[1, 2, 2, 4])).save_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match="a segformer .*needs one of: depth_anything, glpn"):
         DepthEstimation.load(tmp_path, device="cpu")
+
+
+def test_the_point_cloud_has_one_vertex_per_kept_pixel_in_the_photos_colours(nyu, images, tmp_path):
+    from tests.engine.test_point_cloud import read_ply
+
+    task, _ = nyu
+    result = task.run(images["odd_333x197.png"])
+    path = result.save_ply(tmp_path / "cloud" / "odd.ply", field_of_view=75, step=3)
+    fmt, comments, vertices = read_ply(path)
+    assert fmt == "binary_little_endian" and "horizontal field of view: 75 degrees" in comments
+    assert len(vertices) == 66 * 111  # every metric depth is above zero: every 3rd pixel is kept
+    photo = np.asarray(Image.open(images["odd_333x197.png"]).convert("RGB"))
+    colours = np.stack([vertices[c] for c in ("red", "green", "blue")], axis=1)
+    np.testing.assert_array_equal(colours, photo[::3, ::3].reshape(-1, 3))
+    np.testing.assert_allclose(-vertices["z"], result.predicted_depth[::3, ::3].ravel(), rtol=1e-6)
+
+    written = result.write_files(tmp_path / "out", "odd")
+    assert written["point_cloud"] == str(tmp_path / "out" / "odd-depth.ply")
+    assert len(read_ply(tmp_path / "out" / "odd-depth.ply")[2]) == 197 * 333
