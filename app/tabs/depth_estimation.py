@@ -182,6 +182,7 @@ class DepthEstimationTab(VisionTab):
             self.stack.setCurrentWidget(self.depth_view)
             self.depth_view.set_mode(mode)
         self.reset_button.setVisible(mode == THREE_D)
+        self.colour_bar.setVisible(mode != THREE_D)  # the 3D view wears the photo's own colours
         self.settings.set_value("view", mode)
 
     def mode(self) -> str:

@@ -42,13 +42,19 @@ def counted():
     return []
 
 
-@pytest.fixture
-def window(qtbot, settings, depth_model, counted):
+def open_depth_window(qtbot, settings, model, counted):
+    """The window with the depth tab on `model`; each task the worker loads is appended to
+    `counted`, which counts its runs."""
     def loader(spec, hooks):
         counted.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0))
         return counted[-1]
 
-    win = conftest.open_window(qtbot, settings, {TASK: depth_model}, loader=loader, tasks=(TASK,))
+    return conftest.open_window(qtbot, settings, {TASK: model}, loader=loader, tasks=(TASK,))
+
+
+@pytest.fixture
+def window(qtbot, settings, depth_model, counted):
+    win = open_depth_window(qtbot, settings, depth_model, counted)
     yield win
     conftest.close_window(win)
 

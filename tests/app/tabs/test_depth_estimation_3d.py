@@ -11,12 +11,11 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-import app.worker
 from app.scene3d import Orbit, project
 from app.widgets.depth_view import SIDE_BY_SIDE, THREE_D
 from tests.app import conftest
-from tests.app.tabs.test_depth_estimation import TASK, depth_tab, mouse
-from tests.app.tabs.vision_fixtures import WAIT_MS, SlowTask, hover, images, started_jobs, tab_of  # noqa: F401
+from tests.app.tabs.test_depth_estimation import counted, depth_tab, mouse, open_depth_window  # noqa: F401
+from tests.app.tabs.vision_fixtures import WAIT_MS, hover, images, started_jobs  # noqa: F401
 from tests.app.tabs.vision_models import save_glpn
 from tests.engine.test_point_cloud import read_ply
 
@@ -27,17 +26,8 @@ def glpn_model(tmp_path_factory):
 
 
 @pytest.fixture
-def counted():
-    return []
-
-
-@pytest.fixture
 def window(qtbot, settings, glpn_model, counted):
-    def loader(spec, hooks):
-        counted.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0))
-        return counted[-1]
-
-    win = conftest.open_window(qtbot, settings, {TASK: glpn_model}, loader=loader, tasks=(TASK,))
+    win = open_depth_window(qtbot, settings, glpn_model, counted)
     yield win
     conftest.close_window(win)
 

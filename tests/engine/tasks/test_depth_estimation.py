@@ -39,15 +39,20 @@ def reference_pipeline(folder):
     return pipeline("depth-estimation", model=str(folder), image_processor=DPTImageProcessorPil.from_pretrained(folder))
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
+def write_pictures(folder, odd_sizes):
+    """The samples of every mode, and photos of each (width, height) in `odd_sizes` named
+    odd_WxH.png: name -> path."""
     paths = write_samples(folder)
-    for width, height in ODD_SIZES:
+    for width, height in odd_sizes:
         name = f"odd_{width}x{height}.png"
         Image.fromarray(photo(height, width, seed=width)).save(folder / name)
         paths[name] = folder / name
     return paths
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_pictures(tmp_path_factory.mktemp("images"), ODD_SIZES)
 
 
 def load_both(folder):

@@ -12,9 +12,8 @@ from transformers import GLPNImageProcessorPil, SegformerConfig, SegformerForSem
 from engine import image_device
 from engine.errors import CheckpointError, InputError
 from engine.tasks.depth_estimation import DepthEstimation
-from tests.engine.image_samples import photo, write_samples
 from tests.engine.models.tiny_glpn import save_tiny_glpn
-from tests.engine.tasks.test_depth_estimation import assert_same_depth
+from tests.engine.tasks.test_depth_estimation import assert_same_depth, write_pictures
 
 # (width, height): odd sides, portrait and landscape, the smallest usable, thin
 ODD_SIZES = [(333, 197), (97, 411), (32, 61), (600, 45)]
@@ -22,13 +21,7 @@ ODD_SIZES = [(333, 197), (97, 411), (32, 61), (600, 45)]
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    paths = write_samples(folder)
-    for width, height in ODD_SIZES:
-        name = f"odd_{width}x{height}.png"
-        Image.fromarray(photo(height, width, seed=width)).save(folder / name)
-        paths[name] = folder / name
-    return paths
+    return write_pictures(tmp_path_factory.mktemp("images"), ODD_SIZES)
 
 
 def save(folder, **settings):
