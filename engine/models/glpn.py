@@ -195,9 +195,9 @@ class GLPNConfig:
 
 
 def adapt(state: StateDict, expected: set[str]) -> StateDict:
-    """The fusion BatchNorms' `num_batches_tracked` (a training count) is dropped; a checkpoint
-    of another architecture saved under GLPN's type is refused by what it lacks."""
-    if not any(key.startswith("decoder.") for key in state) and any(key.startswith("glpn.") for key in state):
+    """The fusion BatchNorms' `num_batches_tracked` (a training count) is dropped; a bare
+    encoder (GLPNModel's file, without decoder and head) is refused by name."""
+    if not any(key.startswith(("decoder.", "head.")) for key in state):
         raise CheckpointError("this is a bare GLPN encoder (GLPNModel) without the depth decoder and head; "
                               "depth estimation needs a GLPNForDepthEstimation checkpoint")
     return drop_keys(state, ["num_batches_tracked"])

@@ -79,7 +79,9 @@ def test_a_file_without_the_batch_norm_counts_loads(tiny, tmp_path):
 def test_a_bare_encoder_is_refused_by_name(tmp_path):
     from transformers import GLPNConfig, GLPNModel
 
-    GLPNModel(GLPNConfig(**CONFIGS["b0-like"])).save_pretrained(tmp_path)
+    GLPNModel(GLPNConfig(**CONFIGS["b0-like"])).save_pretrained(tmp_path)  # keys `encoder.*`
+    with pytest.raises(CheckpointError, match="without the depth decoder and head"):
+        load(tmp_path)
     state = load_file(tmp_path / "model.safetensors")
     save_file({f"glpn.{k}": v for k, v in state.items()}, tmp_path / "model.safetensors")
     with pytest.raises(CheckpointError, match="without the depth decoder and head"):
