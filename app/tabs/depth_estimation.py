@@ -267,11 +267,13 @@ class DepthEstimationTab(VisionTab):
 
     def _on_hover(self, point: QPointF) -> None:
         result = self._result
-        if result is None or point.x() < 0:
+        x, y = int(point.x()), int(point.y())
+        height, width = result.predicted_depth.shape if result is not None else (0, 0)
+        # off the picture, or over a photo other than the result's (a new one still decoding)
+        if result is None or not (0 <= x < width and 0 <= y < height) or point.x() < 0:
             self._hover_value = None
             self.readout.setText(self._summary)
             return
-        x, y = int(point.x()), int(point.y())
         self._hover_value = float(result.predicted_depth[y, x])
         self.readout.setText(f"At ({x}, {y}): {format_depth(self._hover_value, result.kind)}")
 
