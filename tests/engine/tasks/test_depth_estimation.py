@@ -140,6 +140,7 @@ def test_write_files_round_trip(checkpoint, images, tmp_path):
     assert result.write_files(tmp_path / "out", "photo") == {
         **result.to_json(), "predicted_depth": str(tmp_path / "out" / "photo-depth.npy"),
         "depth": str(tmp_path / "out" / "photo-depth.png"),
+        "point_cloud": str(tmp_path / "out" / "photo-depth.ply"),
     }
     array = np.load(written["predicted_depth"])
     assert array.dtype == np.float32 and array.shape == (411, 97)
