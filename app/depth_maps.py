@@ -1,5 +1,6 @@
-"""Depth as pictures and files: colour maps for the engine's 8-bit depth picture, and the depth
-saved as a 16-bit PNG, a .npy array and JSON.
+"""Depth as pictures and files: colour maps for the engine's 8-bit depth picture, the depth
+saved as a 16-bit PNG, a .npy array and JSON, and the photo lifted by it saved as a PLY point
+cloud.
 
 The colour maps are lookup tables of 256 colours, each interpolated from a handful of anchor
 colours read off the published maps (grey, and the perceptually ordered inferno, viridis and
@@ -135,3 +136,15 @@ def save_coloured(picture: np.ndarray, name: str, path: Path) -> Exported:
     if error:
         return Exported(Path(path), QSize(), error=f"Could not save {path}: {error}")
     return Exported(Path(path), image.size())
+
+
+def save_point_cloud(result: Any, path: Path, field_of_view: float) -> Exported:
+    """`result`'s photo lifted by its depth as a binary PLY point cloud, one vertex per pixel
+    with a usable depth (see `engine.point_cloud`). Never raises: failures become `error`."""
+    path = Path(path).with_suffix(".ply")
+    try:
+        result.save_ply(path, field_of_view=field_of_view)
+    except OSError as exc:
+        return Exported(path, QSize(), error=f"Could not save {path}: {exc.strerror or exc}")
+    width, height = result.image_size
+    return Exported(path, QSize(width, height))

@@ -106,6 +106,8 @@ class ImageProcessorConfig:
     size_divisor: int | None = None  # DPT's `do_pad`: centre-pad to multiples of this
     # Mask2Former's `size_divisor`: each resized side rounded up to a multiple of this
     round_up_to: int | None = None
+    # GLPN's rule: each side resized down to the nearest multiple of this; `size` is not read
+    round_down_to: int | None = None
 
     @classmethod
     def from_dict(
@@ -277,6 +279,18 @@ def multiple_of_size(
     return new_height, new_width
 
 
+def rounded_down_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """GLPN's rule: each side down to the nearest multiple of `multiple` (480x640 stays,
+    411x97 -> 384x96). A side below one multiple is an `InputError`: transformers fails on it."""
+    new_height, new_width = height // multiple * multiple, width // multiple * multiple
+    if not new_height or not new_width:
+        raise InputError(
+            f"a {width}×{height} picture is too small for this model: it needs at least {multiple} pixels "
+            f"on each side (each side is cut down to a multiple of {multiple})"
+        )
+    return new_height, new_width
+
+
 def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
     """The resized (height, width) for an image of `height` x `width`, as the PIL backend of
     transformers' image processors chooses it for each form of `size`."""
@@ -343,9 +357,11 @@ def to_pixel_values(image: Image.Image, table: np.ndarray) -> torch.Tensor:
 
 def resized_size(height: int, width: int, config: ImageProcessorConfig) -> tuple[int, int]:
     """The (height, width) `config`'s resize gives a `height` x `width` image, ConvNeXT's
-    crop_pct rule aside: DPT's rule when the config sets its keys, else `output_size` (rounded up
-    to multiples of `round_up_to` where that is set)."""
+    crop_pct rule aside: GLPN's or DPT's rule when the config sets its keys, else `output_size`
+    (rounded up to multiples of `round_up_to` where that is set)."""
     size = config.size
+    if config.round_down_to is not None:
+        return rounded_down_size(height, width, config.round_down_to)
     if config.keep_aspect_ratio or config.ensure_multiple_of != 1:
         if size.height is None or size.width is None:
             raise CheckpointError(f"preprocessor_config.json: keep_aspect_ratio and ensure_multiple_of need a "

@@ -1,7 +1,9 @@
 """Depth estimation: the depth of every pixel of a picture or camera frame, coloured by a map of
 the user's choice with a colour bar in the depth's units, either beside the photo or laid over it
-with a divider to drag; the value under the mouse; the depth saved as a 16-bit PNG, .npy and JSON;
-and, folded away, the four maps the model's neck fuses on the way to the depth.
+with a divider to drag, or the photo lifted by its depth in a 3D view to turn and zoom; the value
+under the mouse, on the depth or on the photo; the depth saved as a 16-bit PNG, .npy and JSON, or
+as a .ply point cloud; and, folded away, the four maps the model's decoder passes on toward the
+depth.
 
 Changing the colour map or the view redraws the last result: it never runs the model again."""
 
@@ -19,17 +21,33 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.depth_maps import COLOUR_MAPS, colour_bar, colourise, save_coloured, save_depth, to_qimage
+from app.depth_maps import (
+    COLOUR_MAPS,
+    colour_bar,
+    colourise,
+    save_coloured,
+    save_depth,
+    save_point_cloud,
+    to_qimage,
+)
 from app.pictures import PREVIEW_SIDE
+from app.scene3d import Scene
 from app.tabs.vision_common import VisionTab
 from app.widgets.collapsible import Collapsible
-from app.widgets.depth_view import OVERLAY, SIDE_BY_SIDE, ColourBar, DepthView, LevelStrip
+from app.widgets.depth_scene import DepthScene
+from app.widgets.depth_view import OVERLAY, SIDE_BY_SIDE, THREE_D, ColourBar, DepthView, LevelStrip
 from app.worker import Outcome
+from engine.point_cloud import DEFAULT_FIELD_OF_VIEW, focal_length, step_for
+
+MODES = ((SIDE_BY_SIDE, "Side by side"), (OVERLAY, "Overlay"), (THREE_D, "3D"))
+SCENE_POINTS = 60_000  # the most points the 3D view draws: every n-th pixel in each direction
 
 
 def format_depth(value: float, kind: str) -> str:
@@ -67,27 +85,50 @@ class DepthEstimationTab(VisionTab):
         self.mode_buttons = QButtonGroup(self)
         mode_row = QHBoxLayout()
         mode_row.setSpacing(0)
-        for mode, text in ((SIDE_BY_SIDE, "Side by side"), (OVERLAY, "Overlay")):
+        for mode, text in MODES:
             button = QPushButton(text)
             button.setCheckable(True)
             button.setProperty("mode", mode)
             self.mode_buttons.addButton(button)
             mode_row.addWidget(button)
         self.mode_buttons.buttons()[1].setToolTip("The depth over the photo: drag across it to move the divider")
+        self.mode_buttons.buttons()[2].setToolTip("The photo lifted by its depth: drag to turn it, wheel to zoom")
+        self.field_of_view = QSpinBox()
+        self.field_of_view.setRange(20, 140)
+        self.field_of_view.setSuffix("°")
+        self.field_of_view.setValue(int(self.settings.value("field_of_view", DEFAULT_FIELD_OF_VIEW)))
+        self.field_of_view.setToolTip("The camera's horizontal field of view, for the 3D view and the .ply "
+                                      "point cloud (a webcam sees about 60°, a phone about 65°)")
+        self.field_of_view.valueChanged.connect(self._on_field_of_view)
+        self.reset_button = QPushButton("Reset view")
+        self.reset_button.setToolTip("Look from where the photo was taken again")
         self.mode_buttons.buttonToggled.connect(lambda button, on: on and self.set_mode(button.property("mode")))
         controls = QHBoxLayout()
         label = QLabel("Colours")
         label.setObjectName("sectionLabel")
         controls.addWidget(label)
         controls.addWidget(self.colour_box)
+        controls.addSpacing(12)
+        view_label = QLabel("Field of view")
+        view_label.setObjectName("sectionLabel")
+        controls.addWidget(view_label)
+        controls.addWidget(self.field_of_view)
         controls.addStretch(1)
+        controls.addWidget(self.reset_button)
         controls.addLayout(mode_row)
 
         self.depth_view = DepthView()
         self.depth_view.hovered.connect(self._on_hover)
+        self.view.pointed.connect(self._on_hover)  # the photo in the input card tells the depth too
+        self.scene_view = DepthScene()
+        self.reset_button.clicked.connect(self.scene_view.reset)
+        self._scene_key: tuple[Any, ...] = ()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.depth_view)
+        self.stack.addWidget(self.scene_view)
         self.colour_bar = ColourBar()
         pictures = QHBoxLayout()
-        pictures.addWidget(self.depth_view, 1)
+        pictures.addWidget(self.stack, 1)
         pictures.addWidget(self.colour_bar)
 
         self.readout = QLabel()  # the value under the mouse, else what the numbers are
@@ -95,14 +136,15 @@ class DepthEstimationTab(VisionTab):
         self.readout.setWordWrap(True)
         self._summary = ""
         self.save_depth_button = QPushButton("Save depth…")
-        self.save_depth_button.setToolTip("Save the depth itself: a 16-bit PNG, a .npy array and a JSON description")
+        self.save_depth_button.setToolTip("Save the depth itself: a 16-bit PNG with a .npy array and a JSON "
+                                          "description, or a .ply point cloud coloured by the photo")
         self.save_depth_button.clicked.connect(lambda: self.save_depth())
         footer = QHBoxLayout()
         footer.addWidget(self.readout, 1)
         footer.addWidget(self.save_depth_button)
 
         self.levels = LevelStrip()
-        self.inside = Collapsible("Inside the model: the neck's four maps, coarse to fine", self.levels)
+        self.inside = Collapsible("Inside the model: the decoder's four maps, coarse to fine", self.levels)
         self.inside.set_open(str(self.settings.value("inside_open", "false")) == "true")
         self.inside.toggled.connect(lambda on: self.settings.set_value("inside_open", "true" if on else "false"))
 
@@ -114,7 +156,7 @@ class DepthEstimationTab(VisionTab):
         layout.addLayout(footer)
         layout.addWidget(self.inside)
         saved_mode = str(self.settings.value("view", SIDE_BY_SIDE))
-        self.set_mode(saved_mode if saved_mode in (SIDE_BY_SIDE, OVERLAY) else SIDE_BY_SIDE)
+        self.set_mode(saved_mode if saved_mode in dict(MODES) else SIDE_BY_SIDE)
         self.clear_outcome()
         return holder
 
@@ -127,13 +169,49 @@ class DepthEstimationTab(VisionTab):
         self.colour_box.setCurrentText(name)
 
     def set_mode(self, mode: str) -> None:
-        """SIDE_BY_SIDE: the depth alone, beside the photo; OVERLAY: over the photo, split."""
+        """SIDE_BY_SIDE: the depth alone, beside the photo; OVERLAY: over the photo, split;
+        THREE_D: the photo lifted by its depth, to turn and zoom."""
         for button in self.mode_buttons.buttons():
             if button.property("mode") == mode and not button.isChecked():
                 button.setChecked(True)  # re-enters through buttonToggled
                 return
-        self.depth_view.set_mode(mode)
+        if mode == THREE_D:
+            self.stack.setCurrentWidget(self.scene_view)
+            self._update_scene()
+        else:
+            self.stack.setCurrentWidget(self.depth_view)
+            self.depth_view.set_mode(mode)
+        self.reset_button.setVisible(mode == THREE_D)
+        self.colour_bar.setVisible(mode != THREE_D)  # the 3D view wears the photo's own colours
         self.settings.set_value("view", mode)
+
+    def mode(self) -> str:
+        return THREE_D if self.stack.currentWidget() is self.scene_view else self.depth_view.mode()
+
+    def _on_field_of_view(self, degrees: int) -> None:
+        self.settings.set_value("field_of_view", degrees)
+        self._update_scene()
+
+    def _update_scene(self) -> None:
+        """The 3D view's cloud for the last result, built only while the view is shown and
+        only when the result or the field of view changed."""
+        result = self._result
+        if self.stack.currentWidget() is not self.scene_view:
+            return
+        if result is None or result.photo is None:
+            self.scene_view.set_scene(None)
+            self._scene_key = ()
+            return
+        degrees = float(self.field_of_view.value())
+        key = (id(result), degrees)
+        if key == self._scene_key:
+            return
+        width, height = result.image_size
+        step = step_for(height, width, SCENE_POINTS)
+        cloud = result.point_cloud(field_of_view=degrees, step=step)
+        self.scene_view.set_scene(Scene(cloud.points, cloud.colours, (width, height),
+                                        focal_length(width, degrees), spacing=step))
+        self._scene_key = key
 
     def _on_colour_map(self, name: str) -> None:
         self.settings.set_value("colour_map", name)
@@ -151,6 +229,10 @@ class DepthEstimationTab(VisionTab):
         self._hover_value = None
         self.depth_view.set_pictures(None, None)
         self.depth_view.set_placeholder("Open a picture, drop one here or start the camera to see its depth.")
+        self.scene_view.set_scene(None)
+        self.scene_view.set_placeholder("Open a picture, drop one here or start the camera to look around it "
+                                        "in 3D.")
+        self._scene_key = ()
         self.colour_bar.set_scale(None)
         self.levels.set_pictures([])
         self._summary = ""
@@ -170,25 +252,28 @@ class DepthEstimationTab(VisionTab):
         self.colour_bar.set_scale(colour_bar(name, 256), format_depth(low, result.kind),
                                   format_depth(high, result.kind), title)
         levels = []
-        for index, level in enumerate(result.neck_levels):
+        for index, level in enumerate(result.decoder_levels):
             spread = float(level.max() - level.min())
             scaled = (level - level.min()) / spread * 255 if spread > 0 else np.zeros_like(level)
             height, width = level.shape
             levels.append((to_qimage(colourise(scaled.astype(np.uint8), name)), f"{width}×{height}"))
         self.levels.set_pictures(levels)
+        self._update_scene()
         what = "Metres" if result.kind == "metric" else "Relative depth (larger is nearer)"
         seen = "×".join(str(side) for side in result.model_input_size)
         self._summary = (f"{what}, {format_depth(low, result.kind)} to {format_depth(high, result.kind)}; "
-                         f"the model saw {seen}. Point at the depth to read it.")
+                         f"the model saw {seen}. Point at the photo or the depth to read it.")
         self.readout.setText(self._summary)
 
     def _on_hover(self, point: QPointF) -> None:
         result = self._result
-        if result is None or point.x() < 0:
+        x, y = int(point.x()), int(point.y())
+        height, width = result.predicted_depth.shape if result is not None else (0, 0)
+        # off the picture, or over a photo other than the result's (a new one still decoding)
+        if result is None or not (0 <= x < width and 0 <= y < height) or point.x() < 0:
             self._hover_value = None
             self.readout.setText(self._summary)
             return
-        x, y = int(point.x()), int(point.y())
         self._hover_value = float(result.predicted_depth[y, x])
         self.readout.setText(f"At ({x}, {y}): {format_depth(self._hover_value, result.kind)}")
 
@@ -213,18 +298,25 @@ class DepthEstimationTab(VisionTab):
         self._say(f"Saving {target.name}…", 0)
 
     def save_depth(self, path: Path | None = None) -> None:
-        """The depth as a 16-bit PNG with `.npy` and `.json` beside it, written in the exporter's
-        thread (a 12-megapixel depth takes a while to compress)."""
+        """The depth as a 16-bit PNG with `.npy` and `.json` beside it or, for a `.ply` name, the
+        photo lifted by it as a point cloud (with the chosen field of view), written in the
+        exporter's thread (a 12-megapixel depth takes a while to compress)."""
         result = self._result
         if result is None:
             return
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(
-                self, "Save depth", "depth.png", "16-bit PNG, with .npy and .json beside it (*.png)"
-            )
+            png, ply = "16-bit PNG, with .npy and .json beside it (*.png)", "PLY point cloud coloured by the photo (*.ply)"
+            chosen, kind = QFileDialog.getSaveFileName(self, "Save depth", "depth.png", f"{png};;{ply}")
             if not chosen:
                 return
             path = Path(chosen)
+            if kind == ply and path.suffix.lower() != ".ply":
+                path = path.with_suffix(".ply")
+        if Path(path).suffix.lower() == ".ply":
+            cloud, degrees = Path(path), float(self.field_of_view.value())
+            self.exporter.submit(lambda: save_point_cloud(result, cloud, degrees))
+            self._say(f"Saving {cloud.name}…", 0)
+            return
         target = Path(path).with_suffix(".png")
         self.exporter.submit(lambda: save_depth(result, target))
         npy, described = target.with_suffix(".npy").name, target.with_suffix(".json").name
@@ -246,6 +338,8 @@ class DepthEstimationTab(VisionTab):
                       "larger means nearer and only the ratios within one picture mean anything.")
         else:
             output = "Relative checkpoints give an inverse depth without unit; metric ones give metres."
+        if info.get("architecture") == "GLPN":
+            return self._explain_glpn(info, size, output)
         used = f" (layers {', '.join(str(i) for i in layers)})" if layers else ""
         width = f"{backbone['hidden_size']}-wide " if isinstance(backbone, dict) and "hidden_size" in backbone else ""
         return (
@@ -257,4 +351,21 @@ class DepthEstimationTab(VisionTab):
             "<p>A small convolutional head turns the fused map into one number per pixel, which is "
             f"scaled back to the photo's size. {output} <i>Inside the model</i> shows the four fused "
             "maps, averaged over their channels.</p>"
+        )
+
+    @staticmethod
+    def _explain_glpn(info: dict[str, Any], size: str, output: str) -> str:
+        depths = info.get("depths") or []
+        layers = f"{sum(depths)} transformer layers in four stages" if depths else "four stages of transformer layers"
+        return (
+            "<p><b>GLPN</b> (Kim et al., 2022) estimates metric depth from a single photo. The picture "
+            f"is resized ({size}) and read by a <b>Mix Transformer</b> encoder: {layers}, each stage "
+            "at half the resolution of the one before (1/4 to 1/32 of the photo), whose attention "
+            "looks at a shrunken copy of the map to stay affordable.</p>"
+            "<p>A light decoder walks back up from the coarsest stage: at each step it blends the "
+            "encoder's map of that size with what came from below through <i>selective feature "
+            "fusion</i>, a weight per pixel choosing between local detail and global layout, and "
+            f"doubles the resolution, up to the photo's full size. {output} <i>Inside the model</i> "
+            "shows the decoder's four maps (1/16, 1/8, 1/4 and full size), averaged over their "
+            "channels.</p>"
         )

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-SIDE_BY_SIDE, OVERLAY = "side", "overlay"
+SIDE_BY_SIDE, OVERLAY, THREE_D = "side", "overlay", "3d"  # THREE_D is the tab's DepthScene
 
 
 class DepthView(QWidget):

@@ -30,11 +30,13 @@ class ImageView(QWidget):
     """Shows one picture scaled to fit. Boxes are given in a pixel space of their own (the
     original picture's size), so a preview decoded at a smaller scale still lines up.
 
-    Signals: `hovered(index)` (-1 when the mouse is over no box), `dropped(QMimeData)`,
+    Signals: `hovered(index)` (-1 when the mouse is over no box), `pointed(QPointF)` (the
+    original's pixel under the mouse, (-1, -1) off the picture), `dropped(QMimeData)`,
     `step(±1)` from the arrow keys, to move through several pictures.
     """
 
     hovered = Signal(int)
+    pointed = Signal(QPointF)
     dropped = Signal(QMimeData)
     step = Signal(int)
 
@@ -126,6 +128,15 @@ class ImageView(QWidget):
         size = QSizeF(self._image.size()).scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
         return QRectF(area.center().x() - size.width() / 2, area.center().y() - size.height() / 2,
                       size.width(), size.height())
+
+    def pixel_at(self, point: QPointF) -> QPointF:
+        """The original's pixel under widget `point` (in `space`), (-1, -1) when off the picture."""
+        target = self.image_rect()
+        if target.isEmpty() or not target.contains(point) or self._space.isEmpty():
+            return QPointF(-1, -1)
+        x = (point.x() - target.left()) / target.width() * self._space.width()
+        y = (point.y() - target.top()) / target.height() * self._space.height()
+        return QPointF(min(x, self._space.width() - 1), min(y, self._space.height() - 1))
 
     def box_rect(self, index: int) -> QRectF:
         """Box `index` in widget coordinates."""
@@ -219,12 +230,14 @@ class ImageView(QWidget):
         if index != self._highlight:
             self.set_highlight(index)
             self.hovered.emit(index)
+        self.pointed.emit(self.pixel_at(event.position()))
         super().mouseMoveEvent(event)
 
     def leaveEvent(self, event: QEvent) -> None:
         if self._highlight >= 0:
             self.set_highlight(-1)
             self.hovered.emit(-1)
+        self.pointed.emit(QPointF(-1, -1))
         super().leaveEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

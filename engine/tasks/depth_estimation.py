@@ -1,11 +1,13 @@
 """Depth estimation: a picture in, one depth value per pixel of it out, as transformers'
 depth-estimation pipeline gives them (`predicted_depth` at the original size and `depth`, its
-8-bit picture). Depth Anything (V1 and V2) checkpoints.
+8-bit picture). Depth Anything (V1 and V2) and GLPN checkpoints.
 
-Pre-processing follows DPTImageProcessor (PIL backend): scaled toward `size` by the one factor
-nearer 1 (`keep_aspect_ratio`), each side rounded to a multiple of `ensure_multiple_of` (14, a
-patch), bicubic, ImageNet mean and std; with `do_pad` and `size_divisor`, centre-padded to
-multiples of it. Post-processing follows `post_process_depth_estimation` (bicubic to the
+Pre-processing follows each family's image processor (PIL backend). DPTImageProcessor (Depth
+Anything): scaled toward `size` by the one factor nearer 1 (`keep_aspect_ratio`), each side
+rounded to a multiple of `ensure_multiple_of` (14, a patch), bicubic, ImageNet mean and std; with
+`do_pad` and `size_divisor`, centre-padded to multiples of it. GLPNImageProcessor: each side
+rounded down to a multiple of `size_divisor` (32), resampled as the file says (bilinear), rescaled
+to 0..1 and not normalised. Post-processing follows `post_process_depth_estimation` (bicubic to the
 original size) and the pipeline's picture (min-max scaled to 0..255, truncated).
 
 What the numbers mean depends on the checkpoint (`depth_estimation_type`): a metric model gives
@@ -27,7 +29,9 @@ from PIL import Image
 
 from engine import image_device
 from engine import image_processing as processing
+from engine.errors import InputError
 from engine.image import ImageSource, load_image
+from engine.point_cloud import DEFAULT_FIELD_OF_VIEW, PointCloud, back_project, write_ply
 from engine.runtime import check_cancel
 from engine.tasks.base import Hooks, Result, Task, find_family
 from engine.tasks.vision_common import FAMILIES, read_processor
@@ -39,15 +43,17 @@ UNITS = {"metric": "metres", "relative": "relative inverse depth (larger is near
 class DepthResult(Result):
     """One picture's depth. `predicted_depth` is (height, width) float32 at the original size;
     `depth` the pipeline's 8-bit picture of it (nearest white, for relative depth; farthest
-    white, for metric); `neck_levels` the mean over channels of each map the DPT neck hands to
-    the head, coarsest first, each at its own resolution (what "inside the model" shows)."""
+    white, for metric); `decoder_levels` the mean over channels of each map the decoder hands
+    on toward the head (the DPT neck's four fused maps, GLPN's four decoder stages), coarsest
+    first, each at its own resolution (what "inside the model" shows)."""
 
     predicted_depth: np.ndarray
     depth: np.ndarray
     kind: str  # "metric" or "relative"
     image_size: tuple[int, int]  # (width, height) of the upright input
     model_input_size: tuple[int, int]  # (width, height) the model saw
-    neck_levels: list[np.ndarray] = field(default_factory=list)
+    decoder_levels: list[np.ndarray] = field(default_factory=list)
+    photo: np.ndarray | None = None  # (height, width, 3) uint8: the upright input, for the point cloud
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -65,9 +71,30 @@ class DepthResult(Result):
         return self.kind, int(means.argmax()), int(means.argmin())
 
     def write_files(self, folder: Path, stem: str = "") -> dict[str, Any]:
-        """The JSON with the paths of the depth files `save_depth` writes (the CLI's
-        `--output-dir`)."""
-        return {**self.to_json(), **self.save_depth(folder, stem)}
+        """The JSON with the paths of the depth files `save_depth` writes and of the point
+        cloud `save_ply` writes (`depth.ply` or `STEM-depth.ply`; the CLI's `--output-dir`)."""
+        written = self.save_depth(folder, stem)
+        cloud = self.save_ply(Path(folder) / (f"{stem}-depth.ply" if stem else "depth.ply"))
+        return {**self.to_json(), **written, "point_cloud": str(cloud)}
+
+    def point_cloud(self, *, field_of_view: float = DEFAULT_FIELD_OF_VIEW, step: int = 1) -> PointCloud:
+        """The photo lifted by its depth (see `engine.point_cloud`): one point per kept pixel,
+        every `step`-th row and column, through a pinhole camera seeing `field_of_view` degrees
+        across."""
+        if self.photo is None:
+            raise InputError("this depth result has no photo to colour a point cloud with")
+        return back_project(self.predicted_depth, self.kind, self.photo, field_of_view=field_of_view, step=step)
+
+    def save_ply(self, path: Path, *, field_of_view: float = DEFAULT_FIELD_OF_VIEW, step: int = 1,
+                 binary: bool = True) -> Path:
+        """Write `point_cloud(...)` as a PLY file at `path` (its folder made if missing)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cloud = self.point_cloud(field_of_view=field_of_view, step=step)
+        what = "metres" if self.kind == "metric" else "relative depth as 1.1 / (normalised inverse depth + 0.1)"
+        return write_ply(path, cloud, binary=binary, comments=(
+            f"depth: {what}", f"horizontal field of view: {field_of_view:g} degrees",
+            f"every {step} pixel(s) of a {self.image_size[0]}x{self.image_size[1]} photo"))
 
     def save_depth(self, folder: Path, stem: str = "") -> dict[str, str]:
         """Write `depth.npy` (float32, the original size) and `depth.png` (the 8-bit picture),
@@ -83,7 +110,7 @@ class DepthResult(Result):
 
 
 class DepthModel(Protocol):
-    """What the task asks of a depth family's model (Depth Anything's, for one)."""
+    """What the task asks of a depth family's model (Depth Anything's and GLPN's)."""
 
     def fuse_for_inference(self) -> None:
         """Rearrange the loaded weights for speed."""
@@ -129,7 +156,8 @@ def depth_picture(depth: np.ndarray) -> np.ndarray:
 
 class DepthEstimation(Task):
     """Estimate depth with Depth Anything (Yang et al., 2024): DINOv2 features reassembled and
-    fused by a DPT neck into a per-pixel depth map."""
+    fused by a DPT neck into a per-pixel depth map; or with GLPN (Kim et al., 2022): a Mix
+    Transformer encoder and a light decoder giving metres."""
 
     name = "depth-estimation"
     title = "Depth estimation"
@@ -140,9 +168,12 @@ class DepthEstimation(Task):
         "depth-anything/Depth-Anything-V2-Small-hf",
         "depth-anything/Depth-Anything-V2-Base-hf",
         "depth-anything/Depth-Anything-V2-Large-hf",
+        "vinvino02/glpn-nyu",
+        "vinvino02/glpn-kitti",
     )
     extra_files = ("preprocessor_config.json",)
-    output_files = "the depth as .npy (float32) and as the pipeline's 8-bit PNG"
+    output_files = ("the depth as .npy (float32) and as the pipeline's 8-bit PNG, and a .ply point cloud "
+                    "coloured by the photo (60° field of view)")
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -194,7 +225,8 @@ class DepthEstimation(Task):
             kind=self.kind,
             image_size=image.size,
             model_input_size=(width, height),
-            neck_levels=levels,
+            decoder_levels=levels,
+            photo=np.asarray(image),
             timings={"preprocess": prepared - started, "model": predicted - prepared,
                      "picture": time.perf_counter() - predicted},
             warnings=notes,
@@ -203,7 +235,10 @@ class DepthEstimation(Task):
     def info(self) -> dict[str, Any]:
         processor = self.processor
         size = processor.size
-        if processor.keep_aspect_ratio:
+        if processor.round_down_to is not None:
+            resize = (f"sides cut down to multiples of {processor.round_down_to}, "
+                      f"{processing.resample_name(processor.resample)}, rescaled to 0..1 only")
+        elif processor.keep_aspect_ratio:
             resize = f"shape kept, scaled toward {size.width}×{size.height}"
         else:
             resize = f"{size.width}×{size.height}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import image_processing as processing
-from engine.models import convnext, depth_anything, detr, mask2former, segformer, vit
+from engine.models import convnext, depth_anything, detr, glpn, mask2former, segformer, vit
 from engine.tasks.base import Family
 
 
@@ -19,6 +19,7 @@ class VisionProcessor:
     default_to_square: bool  # how the processor reads a bare int `size`
     uses_crop_pct: bool = False
     uses_multiples: bool = False  # DPT's keep_aspect_ratio, ensure_multiple_of, size_divisor
+    rounds_down: bool = False  # GLPN's size_divisor: resize each side down to a multiple of it
     # the segmentation post-processing the processor offers ("panoptic", "instance",
     # "semantic"), in the pipeline's order of preference
     subtasks: tuple[str, ...] = ()
@@ -105,6 +106,18 @@ FAMILIES: dict[str, Family] = {
             uses_multiples=True,
         ),
     ),
+    "glpn": Family(
+        "GLPN",
+        glpn.GLPNConfig.from_json,
+        {"depth-estimation": glpn.GLPNForDepthEstimation},
+        glpn.adapt,
+        glpn.describe,
+        VisionProcessor(  # GLPNImageProcessor's: no size, no mean or std, rescale only
+            {"size_divisor": 32, "resample": processing.BILINEAR, "do_normalize": False},
+            default_to_square=True,
+            rounds_down=True,
+        ),
+    ),
     "segformer": Family(
         "SegFormer",
         segformer.SegformerConfig.from_json,
@@ -156,6 +169,8 @@ def read_processor(folder: Any, family: Family) -> processing.ImageProcessorConf
         config = config.replace(crop_pct=None)
     if settings.rounds_up_to_divisor:
         config = config.replace(round_up_to=config.size_divisor, size_divisor=None)
+    if settings.rounds_down:
+        config = config.replace(round_down_to=config.size_divisor, size_divisor=None, do_pad=False)
     if not settings.uses_multiples:
         config = config.replace(keep_aspect_ratio=False, ensure_multiple_of=1, size_divisor=None)
     return config

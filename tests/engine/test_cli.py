@@ -207,8 +207,11 @@ def test_depth_estimation_prints_kind_min_and_max(tmp_path):
     written = run_json("depth-estimation", str(tmp_path / "photo.png"), "--model", str(tmp_path),
                        "--output-dir", str(tmp_path / "out"))
     assert written == {**out, "predicted_depth": str(tmp_path / "out" / "photo-depth.npy"),
-                       "depth": str(tmp_path / "out" / "photo-depth.png")}
+                       "depth": str(tmp_path / "out" / "photo-depth.png"),
+                       "point_cloud": str(tmp_path / "out" / "photo-depth.ply")}
     assert np.load(written["predicted_depth"]).shape == (61, 97)
+    header = (tmp_path / "out" / "photo-depth.ply").read_bytes().split(b"end_header")[0].decode("ascii")
+    assert "element vertex 5917" in header  # 61 x 97: every metric depth is above zero
 
 
 # --- a task whose results write files: image segmentation with --output-dir ---

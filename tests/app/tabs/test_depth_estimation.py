@@ -42,13 +42,19 @@ def counted():
     return []
 
 
-@pytest.fixture
-def window(qtbot, settings, depth_model, counted):
+def open_depth_window(qtbot, settings, model, counted):
+    """The window with the depth tab on `model`; each task the worker loads is appended to
+    `counted`, which counts its runs."""
     def loader(spec, hooks):
         counted.append(SlowTask(app.worker.load_engine_task(spec, hooks), seconds=0))
         return counted[-1]
 
-    win = conftest.open_window(qtbot, settings, {TASK: depth_model}, loader=loader, tasks=(TASK,))
+    return conftest.open_window(qtbot, settings, {TASK: model}, loader=loader, tasks=(TASK,))
+
+
+@pytest.fixture
+def window(qtbot, settings, depth_model, counted):
+    win = open_depth_window(qtbot, settings, depth_model, counted)
     yield win
     conftest.close_window(win)
 
@@ -84,7 +90,7 @@ def test_the_coloured_depth_is_the_engines_picture_through_the_map(qtbot, window
     title, top, bottom = tab.colour_bar.labels()
     assert "nearer ↑" in title and top == f"{expected.predicted_depth.max():.3g}"
     assert json.loads(tab.result_json()) == expected.to_json()
-    assert [c.split("×")[0] for c in tab.levels.captions()] == [str(level.shape[1]) for level in expected.neck_levels]
+    assert [c.split("×")[0] for c in tab.levels.captions()] == [str(level.shape[1]) for level in expected.decoder_levels]
     assert "Depth Anything" in tab.how.plain_text() and "relative" in tab.how.plain_text()
 
 

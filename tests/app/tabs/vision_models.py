@@ -221,6 +221,15 @@ def save_segformer(folder: Path, fit_to: Path | None = SAMPLES / "street.jpg") -
     return Path(folder)
 
 
+def save_glpn(folder: Path) -> Path:
+    """A tiny GLPN (metric, up to 10 m) with the Hub's processor file: sides cut down to multiples
+    of 32, bilinear, rescale only."""
+    from tests.engine.models.tiny_glpn import save_tiny_glpn
+
+    save_tiny_glpn(folder, processor={})
+    return Path(folder)
+
+
 def build_vision_models(root: str | Path) -> dict[str, Path]:
     """One folder per vision task under `root`, named by task, plus "convnext"."""
     root = Path(root)

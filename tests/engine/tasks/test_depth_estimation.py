@@ -39,15 +39,20 @@ def reference_pipeline(folder):
     return pipeline("depth-estimation", model=str(folder), image_processor=DPTImageProcessorPil.from_pretrained(folder))
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
+def write_pictures(folder, odd_sizes):
+    """The samples of every mode, and photos of each (width, height) in `odd_sizes` named
+    odd_WxH.png: name -> path."""
     paths = write_samples(folder)
-    for width, height in ODD_SIZES:
+    for width, height in odd_sizes:
         name = f"odd_{width}x{height}.png"
         Image.fromarray(photo(height, width, seed=width)).save(folder / name)
         paths[name] = folder / name
     return paths
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_pictures(tmp_path_factory.mktemp("images"), ODD_SIZES)
 
 
 def load_both(folder):
@@ -135,6 +140,7 @@ def test_write_files_round_trip(checkpoint, images, tmp_path):
     assert result.write_files(tmp_path / "out", "photo") == {
         **result.to_json(), "predicted_depth": str(tmp_path / "out" / "photo-depth.npy"),
         "depth": str(tmp_path / "out" / "photo-depth.png"),
+        "point_cloud": str(tmp_path / "out" / "photo-depth.ply"),
     }
     array = np.load(written["predicted_depth"])
     assert array.dtype == np.float32 and array.shape == (411, 97)
@@ -144,15 +150,15 @@ def test_write_files_round_trip(checkpoint, images, tmp_path):
         np.testing.assert_array_equal(np.asarray(picture), result.depth)
 
 
-def test_neck_levels_are_the_fused_maps_channel_means_coarse_to_fine(checkpoint, images):
+def test_decoder_levels_are_the_necks_fused_maps_channel_means_coarse_to_fine(checkpoint, images):
     task, _ = checkpoint
     result = task.run(images["rgb_640x480.jpg"])  # 56 x 77 in: a 8 x 11 grid of patches
     assert result.model_input_size == (77, 56)
-    assert [level.shape for level in result.neck_levels] == [(8, 11), (16, 22), (32, 44), (64, 88)]
+    assert [level.shape for level in result.decoder_levels] == [(8, 11), (16, 22), (32, 44), (64, 88)]
     pixels = task.preprocess(Image.open(images["rgb_640x480.jpg"]).convert("RGB"))
     with torch.no_grad():
         fused = task.model.forward_features(pixels)
-    for level, expected in zip(result.neck_levels, fused):
+    for level, expected in zip(result.decoder_levels, fused):
         np.testing.assert_allclose(level, expected[0].mean(dim=0).numpy(), rtol=0, atol=1e-6)
 
 

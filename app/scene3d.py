@@ -1,0 +1,167 @@
+"""The depth tab's 3D view, as arithmetic: a point cloud turned about its middle, seen through a
+perspective camera, and drawn as z-buffered square splats into an RGB array.
+
+Rendering is done here in numpy rather than with OpenGL, so the view works wherever the app
+does (offscreen CI, remote desktops, machines without a GL driver). Everything is vectorised:
+one matrix product places the points, and a z-buffer on the points' ranks by distance (an
+unbuffered minimum per pixel) keeps the nearest at each pixel. No Qt: the widget (app/widgets/depth_scene.py) turns the array into a QImage.
+
+Coordinates are the camera's of `engine.point_cloud` (x right, y down, z forward). The orbit
+turns the cloud about a centre on the camera's axis, at the cloud's median distance; the viewer
+stands on that axis at the photo camera's own distance divided by the zoom, so at yaw 0, pitch 0
+and zoom 1 the view is the photo as it was taken (with the same field of view), and turning
+shows its relief.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+PITCH_LIMIT = 89.0  # degrees: past straight up or down the drag would flip the picture
+ZOOM_RANGE = (0.25, 8.0)
+MAX_SPLAT = 5  # pixels: the largest square a point is drawn as
+BACKGROUND = (24, 24, 28)
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """How the cloud is turned and how near the viewer stands: `yaw` about the vertical axis
+    and `pitch` about the horizontal one, in degrees, and `zoom` (2 = twice as near)."""
+
+    yaw: float = 0.0
+    pitch: float = 0.0
+    zoom: float = 1.0
+
+    def turned(self, yaw: float, pitch: float) -> Orbit:
+        """Turned by `yaw` and `pitch` more degrees; the pitch stops short of straight up or down."""
+        return replace(self, yaw=(self.yaw + yaw + 180) % 360 - 180,
+                       pitch=min(max(self.pitch + pitch, -PITCH_LIMIT), PITCH_LIMIT))
+
+    def zoomed(self, factor: float) -> Orbit:
+        low, high = ZOOM_RANGE
+        return replace(self, zoom=min(max(self.zoom * factor, low), high))
+
+
+def rotation(yaw: float, pitch: float) -> np.ndarray:
+    """(3, 3): turn by `yaw` degrees about the y axis (down), then by `pitch` about the x axis
+    (right). With y down, a positive yaw takes +x toward -z (the right side comes toward the
+    viewer) and a positive pitch takes +z toward -y (the far side rises)."""
+    a, b = math.radians(yaw), math.radians(pitch)
+    about_y = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    about_x = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    return about_x @ about_y
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A point cloud ready to view: points in the camera's frame, their colours, the photo's
+    size and focal length (pixels), and `spacing`, the photo pixels between neighbouring points."""
+
+    points: np.ndarray  # (N, 3) float32
+    colours: np.ndarray  # (N, 3) uint8
+    image_size: tuple[int, int]  # (width, height) of the photo
+    focal: float
+    spacing: int = 1
+
+    @property
+    def centre(self) -> np.ndarray:
+        """(3,): the point the orbit turns about, on the camera's axis at the median distance."""
+        z = float(np.median(self.points[:, 2])) if len(self.points) else 1.0
+        return np.array([0.0, 0.0, z], dtype=np.float64)
+
+    def thinned(self, most: int) -> Scene:
+        """Every n-th point, so that at most `most` remain (for drawing while the mouse drags)."""
+        every = max(1, -(-len(self.points) // max(most, 1)))
+        if every == 1:
+            return self
+        return replace(self, points=self.points[::every], colours=self.colours[::every],
+                       spacing=self.spacing * int(math.ceil(math.sqrt(every))))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Where the points land in a `width` x `height` view: pixel coordinates (x right, y down)
+    and distance from the viewer, for the points in front of it (`kept` indexes the scene's)."""
+
+    x: np.ndarray  # (M,) float
+    y: np.ndarray  # (M,) float
+    depth: np.ndarray  # (M,) float, > 0
+    kept: np.ndarray  # (M,) int: the scene's point of each
+    scale: float  # view pixels per photo pixel at the centre's distance
+    zoom: float = 1.0
+    focal_ratio: float = 1.0  # the view's focal length over the photo's, before fitting
+
+
+def project(scene: Scene, orbit: Orbit, width: int, height: int) -> Projection:
+    """Turn the cloud about its centre by `orbit`, stand the viewer on the axis at the photo
+    camera's distance over the zoom, and project with the photo's focal length scaled so that
+    the photo fits the view."""
+    centre = scene.centre
+    turned = (scene.points.astype(np.float64) - centre) @ rotation(orbit.yaw, orbit.pitch).T  # (N, 3)
+    distance = float(centre[2]) / orbit.zoom
+    depth = turned[:, 2] + distance
+    in_front = np.flatnonzero(depth > 0.02 * distance)
+    photo_width, photo_height = scene.image_size
+    fit = min(width / photo_width, height / photo_height)
+    focal = scene.focal * fit
+    depth = depth[in_front]
+    x = width / 2 + focal * turned[in_front, 0] / depth
+    y = height / 2 + focal * turned[in_front, 1] / depth
+    return Projection(x, y, depth, in_front, scale=fit * orbit.zoom, zoom=orbit.zoom)
+
+
+def splat_sizes(scene: Scene, projection: Projection) -> np.ndarray:
+    """(M,) int: the side in view pixels of each point's square, the spacing of its neighbours
+    as seen from the viewer (nearer points spread wider), so the squares touch; 1 to 5."""
+    original = scene.points[projection.kept, 2].astype(np.float64)  # the photo camera's distance
+    fit = projection.scale / max(projection.zoom, 1e-9)
+    spread = fit * scene.spacing * projection.focal_ratio * original / projection.depth
+    return np.clip(np.ceil(spread), 1, MAX_SPLAT).astype(np.int64)
+
+
+def render(scene: Scene, orbit: Orbit, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8: the cloud seen through `orbit`, each point a square splat,
+    the nearest point winning each pixel, on a dark background; single-pixel cracks between
+    splats (surfaces seen edge-on) are filled from a neighbour."""
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = BACKGROUND
+    projection = project(scene, orbit, width, height)
+    if not len(projection.kept):
+        return image
+    nearest_first = np.argsort(projection.depth, kind="stable")  # (M,)
+    sides = splat_sizes(scene, projection)[nearest_first]
+    x, y = projection.x[nearest_first], projection.y[nearest_first]
+    # z-buffer on ranks: each pixel keeps the smallest rank (the nearest point) that covers it
+    nobody = len(nearest_first)
+    winner = np.full(height * width, nobody, dtype=np.int64)
+    for side in np.unique(sides):
+        group = np.flatnonzero(sides == side)  # ranks of the points drawn this size
+        left = np.floor(x[group] - (side - 1) / 2).astype(np.int64)
+        top = np.floor(y[group] - (side - 1) / 2).astype(np.int64)
+        for dy in range(side):
+            for dx in range(side):
+                row, column = top + dy, left + dx
+                inside = (row >= 0) & (row < height) & (column >= 0) & (column < width)
+                np.minimum.at(winner, row[inside] * width + column[inside], group[inside])
+    _fill_cracks(winner.reshape(height, width), nobody)
+    covered = np.flatnonzero(winner < nobody)
+    colours = scene.colours[projection.kept[nearest_first]]  # (M, 3), nearest first
+    image.reshape(-1, 3)[covered] = colours[winner[covered]]
+    return image
+
+
+def _fill_cracks(winner: np.ndarray, nobody: int) -> None:
+    """In place: an uncovered pixel with covered pixels on both sides (left and right, or above
+    and below) takes the nearer of the two; outlines do not grow."""
+    for axis in (1, 0):
+        before = np.roll(winner, 1, axis=axis)
+        after = np.roll(winner, -1, axis=axis)
+        crack = (winner == nobody) & (before < nobody) & (after < nobody)
+        if axis == 1:
+            crack[:, [0, -1]] = False
+        else:
+            crack[[0, -1], :] = False
+        winner[crack] = np.minimum(before, after)[crack]
