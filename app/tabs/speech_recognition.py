@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.live_audio import LiveText, TranscriptionSession
+from app.batch import BatchItem
 from app.tabs.audio_common import AudioTab, encoder_paragraph
 from app.widgets.audio_file_input import clock
 from app.widgets.progress import human_seconds
@@ -257,6 +258,31 @@ class SpeechRecognitionTab(AudioTab):
         except EngineError as exc:
             self.banner.show_message("error", str(exc))
             return False
+        return True
+
+    def batch_exports(self) -> list[tuple[str, str, str]]:
+        return [("srt", "Save subtitles…", "One SubRip (.srt) file per recording, named after it, in a folder")]
+
+    def export_batch_files(self, kind: str, items: list[BatchItem], target: Path | None = None) -> bool:
+        """One subtitle file per transcribed recording of the batch, named after it (the
+        same name in two folders gets -2), in the folder `target` (asked for when None)."""
+        from engine.batch import unique_stems
+        from engine.errors import EngineError
+        from engine.tasks.subtitles import export
+
+        if target is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Save one subtitle file per recording into")
+            if not chosen:
+                return False
+            target = Path(chosen)
+        done = [item for item in items if item.outcome is not None]
+        try:
+            for item, stem in zip(done, unique_stems(item.path for item in done)):
+                export(item.outcome.result, target / f"{stem}.{kind}", kind)
+        except (EngineError, OSError) as exc:
+            self.banner.show_message("error", f"Could not save the subtitles: {exc}")
+            return False
+        self.banner.show_message("info", f"Saved {len(done)} subtitle files in {target}.")
         return True
 
     def explain(self, info: dict[str, Any] | None) -> str:
