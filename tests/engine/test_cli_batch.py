@@ -163,3 +163,22 @@ def test_help_documents_the_exit_codes(capsys):
         cli.main(["image-classification", "--help"])
     text = capsys.readouterr().out
     assert "--jsonl" in text and "--recursive" in text and "3  some inputs gave a result" in text
+
+
+def test_a_folder_of_recordings_gets_one_subtitle_file_each(capsys, tmp_path, tmp_path_factory):
+    from tests.app.tiny_audio import recording
+    from tests.engine.models.tiny_wav2vec2 import checkpoint
+
+    model = checkpoint("ctc-group", tmp_path_factory.getbasetemp() / "tiny-wav2vec2")
+    for folder in ("monday", "tuesday"):
+        (tmp_path / folder).mkdir()
+        recording(tmp_path / folder / "talk.wav", 1.0, seed=len(folder))
+    (tmp_path / "monday" / "broken.wav").write_bytes(b"RIFF....WAVEfmt ")
+    capsys.readouterr()
+    code, out, err = main(capsys, "automatic-speech-recognition", str(tmp_path / "*day"), "--jsonl",
+                          "--model", str(model), "--output-dir", str(tmp_path / "subs"))
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 3 and [Path(line["input"]).name for line in lines] == ["broken.wav", "talk.wav", "talk.wav"]
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'monday' / 'broken.wav'}: ")
+    assert [Path(line["result"]["subtitles"]).name for line in lines[1:]] == ["talk.srt", "talk-2.srt"]
+    assert all(Path(line["result"]["subtitles"]).is_file() for line in lines[1:])
