@@ -179,7 +179,8 @@ class BatchMixin:
         item = run.items[index]
         if item.outcome is None:
             reason = item.error or ("not run yet" if item.state in ("waiting", "running") else item.state)
-            self.banner.show_message("error" if item.error else "info", f"{item.path.name}: {reason}")
+            named = reason if item.path.name in reason else f"{item.path.name}: {reason}"
+            self.banner.show_message("error" if item.error else "info", named)
             return
         self.banner.clear()
         warnings = list(getattr(item.outcome.result, "warnings", []) or [])

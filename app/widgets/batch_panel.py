@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from app.widgets.tab_parts import results_table
 
@@ -40,6 +49,9 @@ class BatchPanel(QFrame):
         self.close_button.clicked.connect(self.closed)
         self.table = results_table(("File", "Result", "Time"))
         self.table.setMinimumHeight(120)
+        header = self.table.horizontalHeader()  # the result takes the room left; a long one is elided
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._on_selection)
         head = QHBoxLayout()
         head.addWidget(self.title, 1)

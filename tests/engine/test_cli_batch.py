@@ -182,3 +182,17 @@ def test_a_folder_of_recordings_gets_one_subtitle_file_each(capsys, tmp_path, tm
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'monday' / 'broken.wav'}: ")
     assert [Path(line["result"]["subtitles"]).name for line in lines[1:]] == ["talk.srt", "talk-2.srt"]
     assert all(Path(line["result"]["subtitles"]).is_file() for line in lines[1:])
+
+
+def test_on_a_terminal_progress_is_one_line_rewritten_and_cleared(capsys):
+    line = cli.StatusLine(enabled=True, terminal=True)
+    line.begin(11, 240, "photo.jpg")
+    line.running(30, 120, "classifying")
+    line.clear()
+    line.clear()  # nothing left to take away
+    err = capsys.readouterr().err
+    assert err == "\r\x1b[K12/240 photo.jpg\r\x1b[K12/240 photo.jpg: classifying 25%\r\x1b[K"
+    quiet = cli.StatusLine(enabled=False, terminal=True)
+    quiet.begin(0, 1, "a.png")
+    quiet.clear()
+    assert capsys.readouterr().err == ""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.app.conftest import close_window, open_window
-from tests.app.tabs.vision_fixtures import file_mime, vision_models  # noqa: F401 (a fixture)
+from tests.app.tabs.vision_fixtures import file_mime, tab_of, vision_models  # noqa: F401 (a fixture)
 from tests.app.tabs.vision_models import SAMPLES
 from tests.app.tiny_audio import AUDIO_TASKS, build_audio_models, recording
 from tests.optional import import_or_skip
@@ -39,10 +39,7 @@ def photos(tmp_path):
 def vision_tab(qtbot, settings, vision_models):  # noqa: F811 (the fixture imported above)
     models = {t: vision_models[t] for t in ("image-classification", "object-detection")}
     win = open_window(qtbot, settings, models, tasks=(IMAGES,))
-    win.select_task(IMAGES)
-    tab = win.tab(IMAGES)
-    qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
-    yield tab
+    yield tab_of(qtbot, win, IMAGES)
     close_window(win)
 
 
@@ -151,17 +148,10 @@ def audio_window(qtbot, settings, audio_models):
     close_window(win)
 
 
-def audio_tab(qtbot, win, task):
-    win.select_task(task)
-    tab = win.tab(task)
-    qtbot.waitUntil(lambda: tab.loaded is not None and not tab.is_busy(), timeout=WAIT_MS)
-    return tab
-
-
 def test_a_dropped_folder_of_recordings_is_classified(qtbot, audio_window, recordings):
     from engine.tasks.audio_classification import AudioClassification
 
-    tab = audio_tab(qtbot, audio_window, CLS)
+    tab = tab_of(qtbot, audio_window, CLS)
     tab.file_input.folder_dropped.emit(str(recordings))
     finish(qtbot, tab)
     items = tab.folder_run.items
@@ -176,7 +166,7 @@ def test_a_dropped_folder_of_recordings_is_classified(qtbot, audio_window, recor
 
 
 def test_the_speech_tab_writes_one_subtitle_file_per_recording(qtbot, audio_window, recordings, tmp_path):
-    tab = audio_tab(qtbot, audio_window, ASR)
+    tab = tab_of(qtbot, audio_window, ASR)
     assert tab.run_folder(recordings)
     finish(qtbot, tab)
     assert "srt" in tab.batch_panel.export_buttons
