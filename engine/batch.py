@@ -138,7 +138,8 @@ def run_batch(
 ) -> Iterator[Record]:
     """Run `task` on each input in turn and yield its `Record` as soon as it is done. An input
     the task refuses (an `EngineError`: a corrupt file, one too short) becomes a record with
-    its error and the run goes on; a cancel (`Cancelled`) ends it. `on_start(index, name)` is
+    its error and the run goes on, as does one that meets a bug ("internal ..."); a cancel
+    (`Cancelled`) or Ctrl+C ends it. `on_start(index, name)` is
     called before each input; with `output_dir`, each result writes its files there, named by
     `unique_stems` of the names."""
     names = names if names is not None else [str(item) for item in inputs]
@@ -161,6 +162,8 @@ def run_batch(
             record = Record(name, error="out of memory")
         except OSError as exc:
             record = Record(name, error=f"cannot be read ({exc.strerror or exc})")
+        except Exception as exc:  # a bug met on this file: said as one, and the others still run
+            record = Record(name, error=f"internal {type(exc).__name__}: {exc}")
         record.seconds = time.perf_counter() - began
         yield record
 

@@ -78,22 +78,26 @@ class EchoTask:
             raise InputError("bad is refused")
         if value == "stop":
             raise Cancelled()
-        if value == "bug":
+        if value == "io":
             raise OSError(5, "Input/output error")
+        if value == "bug":
+            raise ZeroDivisionError("division by zero")
         return Echo(value)
 
 
 def test_a_run_records_failures_and_goes_on():
     started = []
-    records = list(batch.run_batch(EchoTask(), ["a", "bad", "shout", "bug"], {}, on_start=lambda i, n: started.append((i, n))))
-    assert started == [(0, "a"), (1, "bad"), (2, "shout"), (3, "bug")]
+    names = ["a", "bad", "shout", "io", "bug"]
+    records = list(batch.run_batch(EchoTask(), names, {}, on_start=lambda i, n: started.append((i, n))))
+    assert started == list(enumerate(names))
     assert [r.to_json() for r in records] == [
         {"input": "a", "result": {"text": "a"}},
         {"input": "bad", "error": "bad is refused"},
         {"input": "shout", "result": {"text": "shout"}, "warnings": ["loud"]},
-        {"input": "bug", "error": "cannot be read (Input/output error)"},
+        {"input": "io", "error": "cannot be read (Input/output error)"},
+        {"input": "bug", "error": "internal ZeroDivisionError: division by zero"},
     ]
-    assert [r.ok for r in records] == [True, False, True, False]
+    assert [r.ok for r in records] == [True, False, True, False, False]
 
 
 def test_a_cancel_ends_the_run():
