@@ -22,6 +22,7 @@ from app.tabs.base import TaskTab
 from app.tabs.batch_mixin import BatchMixin
 from app.worker import Outcome
 from app.widgets.audio_file_input import AUDIO_FILTER, AudioFileInput
+from app.widgets.audio_progress import AudioRunProgress
 from app.widgets.live_audio_panel import LiveAudioPanel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -73,6 +74,7 @@ class AudioTab(BatchMixin, TaskTab):
     file_filter = AUDIO_FILTER
     batch_kind = "audio"
     live_hint: ClassVar[str] = ""
+    run_verb: ClassVar[str] = "Working"  # what the long-file bar says is being done
     options_in_live: ClassVar[bool] = False  # whether the run options also steer live mode
 
     # ----- for subclasses ---------------------------------------------------------------------
@@ -87,6 +89,19 @@ class AudioTab(BatchMixin, TaskTab):
 
     def live_started(self) -> None:
         """A live run began: clear what the previous result showed."""
+
+    def make_run_progress(self) -> AudioRunProgress:
+        """The bar of a long file's run, for the tab to place on its result side."""
+        self.run_progress = AudioRunProgress(self.run_verb)
+        self.run_progress.cancel_requested.connect(self.cancel)
+        return self.run_progress
+
+    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
+        """Seconds done of the file's seconds, in the tab's own bar with the time left."""
+        self.run_progress.update_progress(float(done), float(total) if total else None)
+
+    def end_run_progress(self) -> None:
+        self.run_progress.hide()
 
     # ----- input side -------------------------------------------------------------------------
 

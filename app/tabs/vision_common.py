@@ -27,15 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.annotate import ImageExporter
-from app.pictures import (
-    FILE_FILTER,
-    IMAGE_SUFFIXES,
-    Decoded,
-    Picture,
-    PictureDecoder,
-    local_folders,
-    pictures_from_mime,
-)
+from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, local_folders, pictures_from_mime
 from app.tabs.base import TaskTab
 from app.tabs.batch_mixin import BatchMixin
 from app.tabs.vision_export import ImageExportMixin
