@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,22 @@ from engine.batch import Record
 
 @dataclass
 class BatchItem:
-    """One file of a batch: waiting, then its outcome or the reason it has none."""
+    """One file of a batch: waiting, then its result's JSON (and, for the latest files, the
+    whole outcome to show again) or the reason it has none."""
 
     path: Path
-    outcome: Outcome | None = None
+    outcome: Outcome | None = None  # let go for all but the batch's latest files
+    json: Any = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
     error: str = ""
     state: str = "waiting"  # waiting, running, done, failed or cancelled
 
     def record(self) -> Record:
         """The CLI's record of this file, for JSON Lines."""
-        result = self.outcome.result if self.outcome is not None else None
-        seconds = self.outcome.latency_ms / 1000 if self.outcome is not None else 0.0
-        warnings = list(getattr(result, "warnings", []) or [])
-        return Record(str(self.path), result, self.error or ("" if result else self.state), seconds, warnings=warnings)
+        if self.state == "done":
+            return Record(str(self.path), seconds=self.seconds, written=self.json, warnings=list(self.warnings))
+        return Record(str(self.path), error=self.error or self.state)
 
 
 class BatchRun(QObject):
@@ -43,7 +46,9 @@ class BatchRun(QObject):
 
     `item_started(index)` and `item_done(index)` follow the files (the item holds its outcome
     or error); `progress(index, done, total, message)` is a long file's own progress;
-    `finished(completed)` ends the batch, `completed` False when it was cancelled."""
+    `finished(completed)` ends the batch, `completed` False when it was cancelled. The whole
+    outcomes of only the `keep` latest files are kept (a depth map is megabytes); every
+    file's JSON stays."""
 
     item_started = Signal(int)
     item_done = Signal(int)
@@ -51,10 +56,16 @@ class BatchRun(QObject):
     finished = Signal(bool)
 
     def __init__(
-        self, engine: Engine, spec: ModelSpec, options: dict[str, Any], paths: list[Path], parent: QObject | None = None
+        self,
+        engine: Engine,
+        spec: ModelSpec,
+        options: dict[str, Any],
+        paths: list[Path],
+        keep: int = 100,
+        parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.engine, self.spec, self.options = engine, spec, dict(options)
+        self.engine, self.spec, self.options, self.keep = engine, spec, dict(options), keep
         self.items = [BatchItem(Path(p)) for p in paths]
         self.index = -1
         self._job: int | None = None
@@ -123,6 +134,11 @@ class BatchRun(QObject):
         item = self.items[self.index]
         item.outcome, item.error = outcome, error
         item.state = "done" if outcome is not None else "failed"
+        if outcome is not None:
+            item.json, item.seconds = outcome.result.to_json(), outcome.latency_ms / 1000
+            item.warnings = list(getattr(outcome.result, "warnings", []) or [])
+        if self.index >= self.keep:
+            self.items[self.index - self.keep].outcome = None
         self.item_done.emit(self.index)
         if self._stopping:  # the cancel came too late for this file; the next ones do not start
             self._end(False)
@@ -143,10 +159,9 @@ class BatchRun(QObject):
 # ----- exports ----------------------------------------------------------------------------------
 
 
-def top_label(result: Any) -> tuple[str, float | None]:
-    """The best label of a result that holds labels (classification, detection), with its
-    score; ("", None) for other results."""
-    data = result.to_json() if result is not None else None
+def top_label(data: Any) -> tuple[str, float | None]:
+    """The best label of a result's JSON that holds labels (classification, detection), with
+    its score; ("", None) for other results."""
     if isinstance(data, list):
         scored = [e for e in data if isinstance(e, dict) and "label" in e]
         if scored:
@@ -173,8 +188,8 @@ def write_csv(items: list[BatchItem], path: Path, summaries: list[str]) -> None:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for item, summary in zip(items, summaries):
-            result = item.outcome.result if item.outcome is not None else None
-            label, score = top_label(result)
-            seconds = f"{item.outcome.latency_ms / 1000:.3f}" if item.outcome is not None else ""
-            error = item.error or ("" if result is not None else item.state)
+            done = item.state == "done"
+            label, score = top_label(item.json) if done else ("", None)
+            seconds = f"{item.seconds:.3f}" if done else ""
+            error = "" if done else item.error or item.state
             writer.writerow([str(item.path), label, "" if score is None else f"{score:.6f}", summary, seconds, error])

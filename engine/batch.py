@@ -111,16 +111,16 @@ class Record:
 
     @property
     def ok(self) -> bool:
-        return self.result is not None
+        return not self.error
 
     def to_json(self) -> dict[str, Any]:
-        """One line of JSON Lines: `input`, then `result` (the pipeline's shape) or `error`,
-        and `warnings` when there are any."""
+        """One line of JSON Lines: `input`, then `result` (the pipeline's shape; `written`
+        when it is set) or `error`, and `warnings` when there are any."""
         out: dict[str, Any] = {"input": self.input}
-        if self.result is not None:
-            out["result"] = self.written if self.written is not None else self.result.to_json()
-        else:
+        if self.error:
             out["error"] = self.error
+        else:
+            out["result"] = self.written if self.written is not None or self.result is None else self.result.to_json()
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out

@@ -193,9 +193,12 @@ class AudioTab(BatchMixin, TaskTab):
             self.file_input.blockSignals(False)
             self.input_changed()
 
-    def show_batch_file(self, path: Path, outcome: Outcome) -> None:
-        """A batch's recording in the file view, with its result (not run again)."""
+    def show_batch_file(self, path: Path, outcome: Outcome | None) -> None:
+        """A batch's recording in the file view with its result, or run again without one."""
         self.set_mode("file")
+        if outcome is None:
+            self.open_path(path)
+            return
         self.file_input.blockSignals(True)  # shown, not run: the batch ran it
         self.file_input.load(path)
         self.file_input.blockSignals(False)

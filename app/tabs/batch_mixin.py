@@ -5,7 +5,7 @@ shows that file with its result, as if it had been opened and run.
 
 A mixin for TaskTab, before it in the bases. The tab adds `build_batch()`'s panel to its
 layout, calls `run_folder(path)` for a dropped folder, and implements `show_batch_file(path,
-outcome)`; it may override `batch_summary(result)` (the table's words for a result) and
+outcome)`; it may override `batch_summary(data)` (the table's words for a result's JSON) and
 `batch_exports()` / `export_batch_files(kind, items)` for exports of its own (the speech tab's
 subtitles). Only file names are listed in the UI thread; the files are read by the worker.
 """
@@ -29,21 +29,23 @@ class BatchMixin:
     """Open folder…, dropped folders and the batch panel (see the module docstring)."""
 
     batch_kind: ClassVar[str]  # "image" or "audio": which files of a folder a batch takes
+    batch_kept_outcomes: ClassVar[int] = 100  # the latest files whose whole results are kept to show
     folder_run: BatchRun | None
 
     # ----- for the tab ----------------------------------------------------------------------------
 
-    def show_batch_file(self, path: Path, outcome: Outcome) -> None:
-        """Show the file at `path` as the tab's input and `outcome` as its result."""
+    def show_batch_file(self, path: Path, outcome: Outcome | None) -> None:
+        """Show the file at `path` as the tab's input and `outcome` as its result; with None
+        (a result no longer kept) run it again."""
         raise NotImplementedError
 
-    def batch_summary(self, result: Any) -> str:
-        """A result in a few words for the table: the best label and its score, or the start of
-        a text, or "done"."""
-        label, score = top_label(result)
+    def batch_summary(self, data: Any) -> str:
+        """A result's JSON in a few words for the table: the best label and its score, or the
+        start of a text, or "done"."""
+        label, score = top_label(data)
         if label:
             return f"{label} · {100 * score:.1f} %" if score is not None else label
-        text = getattr(result, "text", None)
+        text = data.get("text") if isinstance(data, dict) else None
         if isinstance(text, str):
             flat = " ".join(text.split())
             return (flat[:77] + "…" if len(flat) > 80 else flat) or "(nothing heard)"
@@ -110,7 +112,7 @@ class BatchMixin:
             self.folder_run.cancel()
         self.ensure_loaded()  # queued first, so the load bar shows a model being loaded
         options = {**self.options_form.values(), **self.extra_options()}
-        run = self.folder_run = BatchRun(self.engine, self.spec(), options, paths, parent=self)
+        run = self.folder_run = BatchRun(self.engine, self.spec(), options, paths, self.batch_kept_outcomes, self)
         run.item_started.connect(lambda index: self._on_batch_started(run, index))
         run.item_done.connect(lambda index: self._on_batch_item(run, index))
         run.progress.connect(lambda index, done, total, message: self._on_batch_progress(run, index, done, total))
@@ -146,8 +148,8 @@ class BatchMixin:
         if run is not self.folder_run:
             return
         item = run.items[index]
-        if item.outcome is not None:
-            self.batch_panel.show_row(index, self.batch_summary(item.outcome.result), item.outcome.latency_ms / 1000)
+        if item.state == "done":
+            self.batch_panel.show_row(index, self.batch_summary(item.json), item.seconds)
         else:
             self.batch_panel.show_row(index, item.error, None, failed=True)
         self._batch_status(run, "")
@@ -177,16 +179,15 @@ class BatchMixin:
         if run is None or not 0 <= index < len(run.items):
             return
         item = run.items[index]
-        if item.outcome is None:
+        if item.state != "done":
             reason = item.error or ("not run yet" if item.state in ("waiting", "running") else item.state)
             named = reason if item.path.name in reason else f"{item.path.name}: {reason}"
             self.banner.show_message("error" if item.error else "info", named)
             return
         self.banner.clear()
-        warnings = list(getattr(item.outcome.result, "warnings", []) or [])
         self.show_batch_file(item.path, item.outcome)
-        if warnings:
-            self.warnings.show_message("warning", "\n".join(warnings))
+        if item.warnings:
+            self.warnings.show_message("warning", "\n".join(item.warnings))
         else:
             self.warnings.clear()
 
@@ -207,7 +208,7 @@ class BatchMixin:
             path = Path(chosen)
         try:
             if kind == "csv":
-                summaries = [self.batch_summary(i.outcome.result) if i.outcome else "" for i in run.items]
+                summaries = [self.batch_summary(i.json) if i.state == "done" else "" for i in run.items]
                 write_csv(run.items, path, summaries)
             else:
                 write_jsonl(run.items, path)

@@ -90,11 +90,11 @@ class ObjectDetectionTab(VisionTab):
 
     # ----- results ----------------------------------------------------------------------------
 
-    def batch_summary(self, result: Any) -> str:
+    def batch_summary(self, data: Any) -> str:
         """How many objects a batch's picture holds, and of which classes, most first."""
         from collections import Counter
 
-        found = Counter(str(entry["label"]) for entry in result.to_json())
+        found = Counter(str(entry["label"]) for entry in data)
         if not found:
             return "no objects"
         kinds = ", ".join(f"{count} {label}" if count > 1 else label for label, count in found.most_common(4))

@@ -208,6 +208,7 @@ class SpeechRecognitionTab(AudioTab):
         same name in two folders gets -2), in the folder `target` (asked for when None)."""
         from engine.batch import unique_stems
         from engine.errors import EngineError
+        from engine.tasks.speech_recognition import Transcript
         from engine.tasks.subtitles import export
 
         if target is None:
@@ -215,10 +216,11 @@ class SpeechRecognitionTab(AudioTab):
             if not chosen:
                 return False
             target = Path(chosen)
-        done = [item for item in items if item.outcome is not None]
+        done = [item for item in items if item.state == "done"]
         try:
             for item, stem in zip(done, unique_stems(item.path for item in done)):
-                export(item.outcome.result, target / f"{stem}.{kind}", kind)
+                transcript = Transcript(item.json["text"], item.json.get("chunks"))
+                export(transcript, target / f"{stem}.{kind}", kind)
         except (EngineError, OSError) as exc:
             self.banner.show_message("error", f"Could not save the subtitles: {exc}")
             return False

@@ -185,15 +185,17 @@ class VisionTab(BatchMixin, ImageExportMixin, TaskTab):
         """True while the current picture is still being decoded (screenshots wait for it)."""
         return self.current is not None and self.current.decoding
 
-    def show_batch_file(self, path: Path, outcome: Outcome) -> None:
-        """A batch's picture with its result: the strip's picture when it is there, else added."""
+    def show_batch_file(self, path: Path, outcome: Outcome | None) -> None:
+        """A batch's picture with its result: the strip's picture when it is there, else added;
+        without a result it runs as any opened picture does."""
         picture = next((p for p in self.pictures if p.source == path), None)
-        if picture is None:
-            picture = Picture(path.name, path)
+        fresh = picture is None
+        picture = picture or Picture(path.name, path)
+        if outcome is not None:
             picture.outcome, picture.attempted = outcome, outcome.model.spec
+        if fresh:
             self.add_pictures([picture])
         else:
-            picture.outcome, picture.attempted = outcome, outcome.model.spec
             self.show_picture(picture)
 
     # ----- pictures ---------------------------------------------------------------------------

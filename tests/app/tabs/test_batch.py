@@ -61,7 +61,7 @@ def test_a_folder_runs_every_picture_and_records_the_broken_one(qtbot, vision_ta
     for item in (items[0], items[2]):
         assert item.outcome.result.to_json() == oracle.run(item.path, **options).to_json()
     table = tab.batch_panel.table
-    assert table.rowCount() == 3 and table.item(0, 1).text() == tab.batch_summary(items[0].outcome.result)
+    assert table.rowCount() == 3 and table.item(0, 1).text() == tab.batch_summary(items[0].json)
     assert table.item(1, 1).text() == items[1].error and table.item(2, 2).text().endswith(" s")
     assert "2 of 3 files done, 1 failed" in tab.batch_panel.status.text()
     assert tab.batch_panel.export_buttons["csv"].isEnabled() and not tab.is_busy()
@@ -86,6 +86,21 @@ def test_a_folder_runs_every_picture_and_records_the_broken_one(qtbot, vision_ta
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert lines[0] == {"input": str(items[0].path), "result": items[0].outcome.result.to_json()}
     assert lines[1] == {"input": str(items[1].path), "error": items[1].error}
+
+
+def test_only_the_latest_results_are_kept_whole_and_older_rows_run_again(qtbot, vision_tab, photos):
+    tab = vision_tab
+    tab.batch_kept_outcomes = 1
+    tab.run_folder(photos)
+    finish(qtbot, tab)
+    first, _, last = tab.folder_run.items
+    assert first.outcome is None and first.json and last.outcome is not None
+    started = []
+    tab.engine.started.connect(started.append)
+    tab.batch_panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: tab.current is not None and tab.current.outcome is not None, timeout=WAIT_MS)
+    assert tab.current.name == "a_street.jpg" and len(started) == 1
+    assert tab.current.outcome.result.to_json() == first.json
 
 
 def test_a_dropped_folder_is_a_batch(qtbot, vision_tab, photos):
