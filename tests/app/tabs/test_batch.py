@@ -189,3 +189,19 @@ def test_the_speech_tab_writes_one_subtitle_file_per_recording(qtbot, audio_wind
     assert tab.export_batch("srt", out)
     assert sorted(p.name for p in out.iterdir()) == ["one.srt", "three.srt"]
     assert tab.batch_panel.table.item(2, 1).text() == tab.folder_run.items[2].error
+
+
+def test_the_tabs_own_words_for_a_batch_row():
+    from app.tabs.depth_estimation import DepthEstimationTab
+    from app.tabs.object_detection import ObjectDetectionTab
+    from app.tabs.speech_recognition import SpeechRecognitionTab
+
+    boxes = [{"label": label, "score": 0.9, "box": {}} for label in ("cat", "dog", "cat", "cup", "sofa", "tv", "cat")]
+    assert ObjectDetectionTab.batch_summary(None, boxes) == "7 objects: 3 cat, dog, cup, sofa…"
+    assert ObjectDetectionTab.batch_summary(None, boxes[:1]) == "1 object: cat"
+    assert ObjectDetectionTab.batch_summary(None, []) == "no objects"
+    depth = {"kind": "metric", "min": 0.51234, "max": 20.0}
+    assert DepthEstimationTab.batch_summary(None, depth) == "metric depth 0.512 to 20"
+    assert SpeechRecognitionTab.batch_summary(None, {"text": " HELLO  THERE "}) == "HELLO THERE"
+    assert SpeechRecognitionTab.batch_summary(None, {"text": ""}) == "(nothing heard)"
+    assert SpeechRecognitionTab.batch_summary(None, [{"label": "yes", "score": 0.25}]) == "yes · 25.0 %"
