@@ -251,8 +251,8 @@ def _run_batch(task: Any, values: list[str], options: dict[str, Any], args: argp
             record = batch.Record(record.input, error=str(exc), seconds=record.seconds)
             line = _dumps(record.to_json())
         if record.ok:
-            for warning in record.warnings:
-                _say("warning", f"{record.input}: {warning}")
+            for warning in record.warnings:  # named after its input, unless it names it already
+                _say("warning", warning if Path(record.input).name in warning else f"{record.input}: {warning}")
         else:
             failed += 1
             _say("error", f"{record.input}: {record.error}")
