@@ -157,6 +157,12 @@ class PictureDecoder(QObject):
 # ----- what arrives by drag-and-drop or the clipboard -----------------------------------------
 
 
+def local_folders(mime: QMimeData) -> list[Path]:
+    """The local folders among what `mime` names by file URL (a folder dropped on a tab)."""
+    urls = list(mime.urls()) if mime.hasUrls() else []
+    return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and Path(u.toLocalFile()).is_dir()]
+
+
 def local_paths(mime: QMimeData) -> list[Path]:
     """Local files named by `mime` (file URLs, or text holding a path or file URL); a folder
     stands for the images in it, by name."""

@@ -30,6 +30,7 @@ class AudioClassificationTab(AudioTab):
         "model keeps up; the strip below the bars keeps each window's winner, newest on the right."
     )
     options_in_live = True
+    run_verb = "Classifying"
 
     def build_result(self) -> QWidget:
         holder = ScoresPanel()
@@ -41,6 +42,7 @@ class AudioClassificationTab(AudioTab):
         self.live_info = QLabel()
         self.live_info.setObjectName("hint")
         layout = holder.layout()
+        layout.insertWidget(0, self.make_run_progress())
         layout.addSpacing(8)
         layout.addWidget(self.history_title)
         layout.addWidget(self.history)

@@ -19,8 +19,10 @@ from PySide6.QtWidgets import QButtonGroup, QFileDialog, QHBoxLayout, QPushButto
 from app.audio_input import AudioBackend, AudioUnavailable, FileBackend, InputDevice, SoundDeviceBackend
 from app.live_audio import LiveFeeder
 from app.tabs.base import TaskTab
+from app.tabs.batch_mixin import BatchMixin
 from app.worker import Outcome
 from app.widgets.audio_file_input import AUDIO_FILTER, AudioFileInput
+from app.widgets.audio_progress import AudioRunProgress
 from app.widgets.live_audio_panel import LiveAudioPanel
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -64,12 +66,15 @@ QWidget#modeSwitch QPushButton:checked { background: palette(highlight); color: 
 """
 
 
-class AudioTab(TaskTab):
-    """A task tab whose input is an audio file or a live input."""
+class AudioTab(BatchMixin, TaskTab):
+    """A task tab whose input is an audio file or a live input; a folder of recordings runs as
+    a batch (app/tabs/batch_mixin.py)."""
 
     modality = "audio"
     file_filter = AUDIO_FILTER
+    batch_kind = "audio"
     live_hint: ClassVar[str] = ""
+    run_verb: ClassVar[str] = "Working"  # what the long-file bar says is being done
     options_in_live: ClassVar[bool] = False  # whether the run options also steer live mode
 
     # ----- for subclasses ---------------------------------------------------------------------
@@ -85,6 +90,19 @@ class AudioTab(TaskTab):
     def live_started(self) -> None:
         """A live run began: clear what the previous result showed."""
 
+    def make_run_progress(self) -> AudioRunProgress:
+        """The bar of a long file's run, for the tab to place on its result side."""
+        self.run_progress = AudioRunProgress(self.run_verb)
+        self.run_progress.cancel_requested.connect(self.cancel)
+        return self.run_progress
+
+    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
+        """Seconds done of the file's seconds, in the tab's own bar with the time left."""
+        self.run_progress.update_progress(float(done), float(total) if total else None)
+
+    def end_run_progress(self) -> None:
+        self.run_progress.hide()
+
     # ----- input side -------------------------------------------------------------------------
 
     def build_input(self) -> QWidget:
@@ -95,6 +113,8 @@ class AudioTab(TaskTab):
         self.file_input.changed.connect(self._on_file_changed)
         self.file_input.file_error.connect(lambda message: self.banner.show_message("error", message))
         self.file_input.open_requested.connect(self.open_file)
+        self.file_input.open_folder_requested.connect(self.open_folder)
+        self.file_input.folder_dropped.connect(lambda folder: self.run_folder(Path(folder)))
         self.live_panel = LiveAudioPanel(self.live_hint)
         self.live_panel.start_requested.connect(self.start_live)
         self.live_panel.stop_requested.connect(self.stop_live)
@@ -129,6 +149,7 @@ class AudioTab(TaskTab):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(switch_box)
         layout.addWidget(self.input_stack, 1)
+        layout.addWidget(self.build_batch())
         self.mode_buttons.button(0).setChecked(True)
         return holder
 
@@ -171,6 +192,21 @@ class AudioTab(TaskTab):
             self.file_input.load(SAMPLE_SPEECH)
             self.file_input.blockSignals(False)
             self.input_changed()
+
+    def show_batch_file(self, path: Path, outcome: Outcome | None) -> None:
+        """A batch's recording in the file view with its result, or run again without one."""
+        self.set_mode("file")
+        if outcome is None:
+            self.open_path(path)
+            return
+        self.file_input.blockSignals(True)  # shown, not run: the batch ran it
+        self.file_input.load(path)
+        self.file_input.blockSignals(False)
+        self.last_outcome, self.last_input = outcome, str(path)
+        self.clear_result()
+        self.show_result(outcome.result)
+        self._update_actions()
+        self.status_changed.emit()
 
     def start_live_sample(self) -> Callable[[], bool] | None:
         """Play the sample recording into live mode, as a microphone would (for screenshots);

@@ -62,12 +62,16 @@ class DepthEstimationTab(VisionTab):
     blurb = ("How far away each part of a picture is, from a single photo or the camera: in metres for "
              "metric models, relative (larger is nearer) for the others.")
     sample = "landscape.jpg"
+    batch_kept_outcomes = 8  # a depth map is the photo's size in float32: only the latest are kept
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         splitter = self.findChild(QSplitter, options=Qt.FindChildOption.FindDirectChildrenOnly)
         if splitter is not None:
             splitter.setSizes([1, 1])  # the photo and its depth, side by side at the same size
+
+    def batch_summary(self, data: Any) -> str:
+        return f"{data['kind']} depth {data['min']:.3g} to {data['max']:.3g}"
 
     # ----- building ---------------------------------------------------------------------------
 

@@ -89,6 +89,17 @@ class ObjectDetectionTab(VisionTab):
 
     # ----- results ----------------------------------------------------------------------------
 
+    def batch_summary(self, data: Any) -> str:
+        """How many objects a batch's picture holds, and of which classes, most first."""
+        from collections import Counter
+
+        found = Counter(str(entry["label"]) for entry in data)
+        if not found:
+            return "no objects"
+        kinds = ", ".join(f"{count} {label}" if count > 1 else label for label, count in found.most_common(4))
+        total = sum(found.values())
+        return f"{total} object{'s' if total > 1 else ''}: {kinds}" + ("…" if len(found) > 4 else "")
+
     def show_outcome(self, outcome: Outcome) -> None:
         self._result = outcome.result
         self._refilter()

@@ -5,7 +5,6 @@ WebVTT or JSON. Live, committed text is drawn solid and the provisional tail lig
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,7 @@ from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QTextBrowser,
     QVBoxLayout,
@@ -25,11 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
+from app.batch import BatchItem
 from app.live_audio import LiveText, TranscriptionSession
 from app.tabs.audio_common import AudioTab, encoder_paragraph
 from app.widgets.audio_file_input import clock
 from app.widgets.frame_strip import CELL, FrameData, FrameStrip
-from app.widgets.progress import human_seconds
 
 EXPORT_FILTERS = {
     "txt": "Plain text (*.txt)",
@@ -96,61 +91,17 @@ class TranscriptView(QTextBrowser):
             self.word_clicked.emit(int(fragment[1:]))
 
 
-class TranscribeProgress(QFrame):
-    """Seconds of audio transcribed, of how many, and the time left, with Cancel."""
-
-    cancel_requested = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.bar = QProgressBar()
-        self.bar.setTextVisible(False)
-        self.bar.setFixedHeight(8)
-        self.label = QLabel()
-        self.label.setObjectName("hint")
-        cancel = QPushButton("Cancel")
-        cancel.setToolTip("Stop transcribing (Esc)")
-        cancel.clicked.connect(self.cancel_requested)
-        text = QVBoxLayout()
-        text.setSpacing(4)
-        text.addWidget(self.bar)
-        text.addWidget(self.label)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(text, 1)
-        layout.addWidget(cancel)
-        self._began = 0.0
-        self.hide()
-
-    def update_progress(self, done_s: float, total_s: float | None) -> None:
-        if not self.isVisible():
-            self._began = time.monotonic()
-            self.show()
-        if not total_s:
-            self.bar.setRange(0, 0)
-            self.label.setText(f"Transcribing… {clock(done_s)}")
-            return
-        self.bar.setRange(0, 1000)
-        self.bar.setValue(int(1000 * min(done_s, total_s) / total_s))
-        text = f"Transcribing… {clock(done_s)} of {clock(total_s)}"
-        spent = time.monotonic() - self._began
-        if done_s > 0 and spent > 0.5:
-            text += f" · about {human_seconds(spent * (total_s - done_s) / done_s)} left"
-        self.label.setText(text)
-
-
 class SpeechRecognitionTab(AudioTab):
     task = "automatic-speech-recognition"
     title = "Speech recognition"
     blurb = "Turn speech into text with the time of every word, from a file or live from a microphone."
+    run_verb = "Transcribing"
     live_hint = (
         "Speak, and the text appears as you talk: solid text is final, the lighter tail may still "
         "change. Stop to finish the last words. Nothing heard is dropped while the model is busy."
     )
 
     def build_result(self) -> QWidget:
-        self.run_progress = TranscribeProgress()
-        self.run_progress.cancel_requested.connect(self.cancel)
         self.summary = QLabel()
         self.summary.setObjectName("hint")
         self.transcript = TranscriptView()
@@ -160,7 +111,7 @@ class SpeechRecognitionTab(AudioTab):
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.run_progress)
+        layout.addWidget(self.make_run_progress())
         layout.addWidget(self.summary)
         layout.addWidget(self.transcript, 1)
         layout.addWidget(self.word_info)
@@ -263,16 +214,6 @@ class SpeechRecognitionTab(AudioTab):
             self.frame_strip.highlight_word(index)
             self.frame_scroll.ensureVisible(int(data.word_frames[index, 0]) * CELL, 0, 200, 0)
 
-    # ----- long files: progress and cancel ------------------------------------------------------
-
-    def show_run_progress(self, done: float, total: float | None, message: str) -> None:
-        """Seconds transcribed of the file's seconds, in this tab's own bar with its time left
-        (the load bar has gone by now: the model is loaded)."""
-        self.run_progress.update_progress(float(done), float(total) if total else None)
-
-    def end_run_progress(self) -> None:
-        self.run_progress.hide()
-
     # ----- export -------------------------------------------------------------------------------
 
     def export_json(self, path: Path | None = None) -> None:
@@ -301,6 +242,33 @@ class SpeechRecognitionTab(AudioTab):
         except EngineError as exc:
             self.banner.show_message("error", str(exc))
             return False
+        return True
+
+    def batch_exports(self) -> list[tuple[str, str, str]]:
+        return [("srt", "Save subtitles…", "One SubRip (.srt) file per recording, named after it, in a folder")]
+
+    def export_batch_files(self, kind: str, items: list[BatchItem], target: Path | None = None) -> bool:
+        """One subtitle file per transcribed recording of the batch, named after it (the
+        same name in two folders gets -2), in the folder `target` (asked for when None)."""
+        from engine.batch import unique_stems
+        from engine.errors import EngineError
+        from engine.tasks.speech_recognition import Transcript
+        from engine.tasks.subtitles import export
+
+        if target is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Save one subtitle file per recording into")
+            if not chosen:
+                return False
+            target = Path(chosen)
+        done = [item for item in items if item.state == "done"]
+        try:
+            for item, stem in zip(done, unique_stems(item.path for item in done)):
+                transcript = Transcript(item.json["text"], item.json.get("chunks"))
+                export(transcript, target / f"{stem}.{kind}", kind)
+        except (EngineError, OSError) as exc:
+            self.banner.show_message("error", f"Could not save the subtitles: {exc}")
+            return False
+        self.banner.show_message("info", f"Saved {len(done)} subtitle files in {target}.")
         return True
 
     def explain(self, info: dict[str, Any] | None) -> str:

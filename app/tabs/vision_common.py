@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.annotate import ImageExporter
-from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, pictures_from_mime
+from app.pictures import FILE_FILTER, IMAGE_SUFFIXES, Decoded, Picture, PictureDecoder, local_folders, pictures_from_mime
 from app.tabs.base import TaskTab
+from app.tabs.batch_mixin import BatchMixin
 from app.tabs.vision_export import ImageExportMixin
 from app.webcam import FrameSource, LiveMode, StillFrames
 from app.widgets.image_view import ImageView
@@ -45,10 +46,12 @@ def sample_files() -> list[Path]:
     return sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-class VisionTab(ImageExportMixin, TaskTab):
-    """A task tab whose input is a picture or a live camera."""
+class VisionTab(BatchMixin, ImageExportMixin, TaskTab):
+    """A task tab whose input is a picture or a live camera; a folder of pictures runs as a
+    batch (app/tabs/batch_mixin.py)."""
 
     file_filter = FILE_FILTER
+    batch_kind = "image"
     sample: ClassVar[str] = ""  # the file in resources/samples that `load_sample` opens
     view_class: ClassVar[type[ImageView]] = ImageView  # the picture widget, with what it draws over it
 
@@ -115,7 +118,7 @@ class VisionTab(ImageExportMixin, TaskTab):
         self.save_image_button.setToolTip("Save the picture with its overlays as PNG")
         self.save_image_button.clicked.connect(lambda: self.export_image())
         row = QHBoxLayout()
-        for widget in (open_button, paste_button, self.samples_button, self.live.button):
+        for widget in (open_button, self.open_folder_button(), paste_button, self.samples_button, self.live.button):
             row.addWidget(widget)
         row.addWidget(self.live.label, 1)
         row.addWidget(self.save_image_button)
@@ -125,6 +128,7 @@ class VisionTab(ImageExportMixin, TaskTab):
         layout.addLayout(row)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.strip)
+        layout.addWidget(self.build_batch())
 
         paste = QShortcut(QKeySequence(QKeySequence.StandardKey.Paste), self, self.paste)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -182,6 +186,19 @@ class VisionTab(ImageExportMixin, TaskTab):
         """True while the current picture is still being decoded (screenshots wait for it)."""
         return self.current is not None and self.current.decoding
 
+    def show_batch_file(self, path: Path, outcome: Outcome | None) -> None:
+        """A batch's picture with its result: the strip's picture when it is there, else added;
+        without a result it runs as any opened picture does."""
+        picture = next((p for p in self.pictures if p.source == path), None)
+        fresh = picture is None
+        picture = picture or Picture(path.name, path)
+        if outcome is not None:
+            picture.outcome, picture.attempted = outcome, outcome.model.spec
+        if fresh:
+            self.add_pictures([picture])
+        else:
+            self.show_picture(picture)
+
     # ----- pictures ---------------------------------------------------------------------------
 
     def open_paths(self, paths: list[Path]) -> None:
@@ -192,8 +209,13 @@ class VisionTab(ImageExportMixin, TaskTab):
 
     @Slot(QMimeData)
     def take_mime(self, mime: QMimeData | None) -> None:
-        """Pictures from a drop or the clipboard: image files (many at once) or image data."""
+        """Pictures from a drop or the clipboard: image files (many at once) or image data; a
+        folder runs as a batch."""
         if mime is None:
+            return
+        folders = local_folders(mime)
+        if folders:
+            self.run_folder(folders[0])
             return
         pictures, message = pictures_from_mime(mime)
         if not pictures:

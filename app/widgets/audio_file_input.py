@@ -46,11 +46,15 @@ def clock(seconds: float) -> str:
 
 class AudioFileInput(QFrame):
     """`changed(path)` fires when a readable file is chosen; `file_error(message)` when a
-    dropped or opened file cannot be read (the previous file stays)."""
+    dropped or opened file cannot be read (the previous file stays); `folder_dropped(path)`
+    when a folder is dropped (a batch); `open_requested` and `open_folder_requested` for the
+    Open… buttons."""
 
     changed = Signal(str)
     file_error = Signal(str)
+    folder_dropped = Signal(str)
     open_requested = Signal()
+    open_folder_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,13 +73,19 @@ class AudioFileInput(QFrame):
         open_button = QPushButton("Open…")
         open_button.setToolTip("Open an audio file (Ctrl+O)")
         open_button.clicked.connect(self.open_requested)
+        folder_button = QPushButton("Open folder…")
+        folder_button.setToolTip("Run every audio file of a folder, one after another")
+        folder_button.clicked.connect(self.open_folder_requested)
         head = QHBoxLayout()
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self._name)
         text.addWidget(self._details)
         head.addLayout(text, 1)
-        head.addWidget(open_button, 0, Qt.AlignmentFlag.AlignTop)
+        buttons = QVBoxLayout()
+        buttons.addWidget(open_button)
+        buttons.addWidget(folder_button)
+        head.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.addLayout(head)
@@ -107,21 +117,25 @@ class AudioFileInput(QFrame):
         return True
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if _local_file(event) is not None:
+        if _local_path(event) is not None:
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event: QDragEnterEvent) -> None:
-        if _local_file(event) is not None:
+        if _local_path(event) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = _local_file(event)
+        path = _local_path(event)
         if path is not None:
             event.acceptProposedAction()
-            self.load(path)
+            if path.is_dir():
+                self.folder_dropped.emit(str(path))
+            else:
+                self.load(path)
 
 
-def _local_file(event: QDropEvent) -> Path | None:
+def _local_path(event: QDropEvent) -> Path | None:
+    """The one local file or folder a drag carries, else None."""
     urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
     local = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
-    return local[0] if len(local) == 1 and local[0].is_file() else None
+    return local[0] if len(local) == 1 and (local[0].is_file() or local[0].is_dir()) else None

@@ -18,7 +18,7 @@ from tokenizers import Encoding
 from engine.errors import InputError
 from engine.runtime import check_cancel
 from engine.tasks.base import EXPLAIN, CheckInput, Hooks, Option, Result
-from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_common import LONG_TEXT, TextTask, check_text, require_tokens
 from engine.tasks.text_inside import piece_internals
 
 # Logit given to tokens that cannot be in the answer (the question, special tokens): far below
@@ -81,6 +81,8 @@ class QuestionAnswering(TextTask):
         if opts["doc_stride"] < 0:
             raise InputError("--doc-stride must be 0 or more")
         context = check_text(input)
+        if hooks.on_progress is not None and len(context) > LONG_TEXT:
+            hooks.on_progress(0, None, "reading the text into tokens")
         require_tokens(self.encode(context))
         warnings: list[str] = []
         question = self._fit_question(check_text(opts["question"], "question"), opts["max_question_len"], warnings)

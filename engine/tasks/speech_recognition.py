@@ -49,6 +49,15 @@ class Transcript(Result):
             out["chunks"] = [dict(c) for c in self.chunks]
         return out
 
+    def write_files(self, folder: Path, stem: str) -> dict[str, Any]:
+        """Subtitles (`stem`.srt) when the transcript has timings, else its text (`stem`.txt);
+        the JSON with the file's path under "subtitles" or "text_file"."""
+        from engine.tasks.subtitles import export  # it builds on this module
+
+        if self.chunks is None:
+            return {**self.to_json(), "text_file": str(export(self, Path(folder) / f"{stem}.txt"))}
+        return {**self.to_json(), "subtitles": str(export(self, Path(folder) / f"{stem}.srt"))}
+
 
 @dataclass
 class FrameIds:
@@ -78,6 +87,7 @@ class SpeechRecognition(SpeechTask):
         "facebook/hubert-large-ls960-ft",
     )
     extra_files = ("preprocessor_config.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json")
+    output_files = "subtitles (.srt) of each recording, or its text (.txt) with --return-timestamps none"
     options = (
         Option(
             "chunk_length_s", float, 30.0,

@@ -32,6 +32,10 @@ FAMILIES: dict[str, Family] = {
 #: How many windows go through the model at once (long inputs are split into windows).
 WINDOW_BATCH = 8
 
+#: Characters past which a text's tokenising, a few seconds for a megabyte before the first
+#: window runs, is announced through `Hooks.on_progress`.
+LONG_TEXT = 100_000
+
 
 class TextTask(Task):
     """A BERT or DistilBERT checkpoint with the head named by `head`, and its tokenizer."""

@@ -19,7 +19,7 @@ from tokenizers import Encoding
 from engine.errors import CheckpointError, InputError
 from engine.runtime import check_cancel
 from engine.tasks.base import EXPLAIN, Hooks, Option, Result
-from engine.tasks.text_common import TextTask, check_text, require_tokens
+from engine.tasks.text_common import LONG_TEXT, TextTask, check_text, require_tokens
 from engine.tasks.text_inside import piece_internals
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -102,6 +102,8 @@ class TokenClassification(TextTask):
         if stride < 0:
             raise InputError("--stride must be 0 or more")
         text = check_text(input)
+        if hooks.on_progress is not None and len(text) > LONG_TEXT:
+            hooks.on_progress(0, None, "reading the text into tokens")
         whole = self.encode(text)
         require_tokens(whole)
         warnings: list[str] = []

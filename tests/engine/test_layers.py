@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
-FRONT_ENDS = {"cli.py", "__main__.py"}  # the command line drives tasks, as the app does
+FRONT_ENDS = {"cli.py", "__main__.py", "batch.py"}  # the command line and batches drive tasks, as the app does
 
 
 def imported_modules(path: Path) -> set[str]:

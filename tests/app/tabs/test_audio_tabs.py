@@ -188,6 +188,17 @@ def test_long_file_shows_progress_and_cancels(qtbot, window, clips):
     assert tab.last_outcome is before  # the last finished result is still the one to export
 
 
+def test_a_long_file_is_classified_in_windows_with_progress_and_cancel(qtbot, window, clips):
+    tab = open_tab(qtbot, window, CLS)
+    tab.options_form.set_values({"chunk_length_s": 2.0})  # 150 windows: slow enough to cancel
+    tab.open_path(clips["long"])
+    qtbot.waitUntil(lambda: tab.run_progress.isVisible() and tab.run_progress.bar.value() > 0, timeout=WAIT_MS)
+    assert tab.run_progress.label.text().startswith("Classifying… ") and "of 5:00.0" in tab.run_progress.label.text()
+    tab.cancel()
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=WAIT_MS)
+    assert tab.busy_label.text() == "Cancelled" and not tab.run_progress.isVisible()
+
+
 # ----- speech recognition: live ---------------------------------------------------------------
 
 

@@ -181,6 +181,25 @@ def test_a_100k_character_context_is_read_in_windows(setups):
     assert seen[-1] == (result.windows, result.windows)
 
 
+def test_a_long_context_is_cancelled_between_windows(setups):
+    import threading
+
+    from engine.errors import Cancelled
+    from engine.tasks.base import Hooks
+
+    task, _, _ = setups["distilbert"]
+    context = ("Ada Lovelace lived in London. " * 4000)[:50_000]
+    stop, seen = threading.Event(), []
+
+    def progress(done, total, message):
+        seen.append(done)
+        stop.set()  # after the first group of windows
+
+    with pytest.raises(Cancelled):
+        task.run(context, question="Where?", max_seq_len=64, doc_stride=0, hooks=Hooks(on_progress=progress, cancel=stop))
+    assert len(seen) == 1 and seen[0] < 200
+
+
 def test_default_windows_fit_a_model_shorter_than_384_tokens(setups):
     task, _, _ = setups["bert"]
     result = task.run(LONG_CONTEXT, question=QUESTIONS[1])
