@@ -166,8 +166,11 @@ class TaskTab(EngineSignalsMixin, QWidget):
     def show_run_progress(self, done: float, total: float | None, message: str) -> None:
         """How far the current run has got, reported once its model is loaded (a download or a
         load before that always goes to the load bar). By default the load bar shows it too, as
-        with the question-answering tab's "reading window 2 of 5"."""
-        self._show_load_progress(done, total, message)
+        with the question-answering tab's "reading window 2 of 5", counted in the run's own
+        steps rather than in bytes."""
+        if not self.progress.isVisible():
+            self.progress.begin(message)
+        self.progress.update_progress(done, total, message, in_bytes=False)
 
     def end_run_progress(self) -> None:
         """The current run ended (a result, a failure or a cancel): hide what an overridden

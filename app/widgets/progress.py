@@ -64,12 +64,15 @@ class LoadProgress(QFrame):
         self._bar.setRange(0, 0)  # pulses until sizes are known
         self.show()
 
-    def update_progress(self, done: int, total: int | None, message: str) -> None:
+    def update_progress(self, done: int, total: int | None, message: str, in_bytes: bool = True) -> None:
+        """`done` of `total` bytes (a download, a load) or, with `in_bytes` False, of a run's
+        own steps (windows read, seconds transcribed), which are shown as plain numbers."""
         if message:
             self._message.setText(message[:1].upper() + message[1:])
+        amount = human_bytes if in_bytes else _plain_number
         if not total:
             self._bar.setRange(0, 0)
-            self._detail.setText(human_bytes(done) if done else "")
+            self._detail.setText(amount(done) if done else "")
             return
         now = time.monotonic()
         self._samples.append((now, done))
@@ -77,11 +80,13 @@ class LoadProgress(QFrame):
             self._samples.popleft()
         self._bar.setRange(0, 1000)
         self._bar.setValue(int(1000 * min(done, total) / total))
-        parts = [f"{human_bytes(done)} of {human_bytes(total)}"]
+        parts = [f"{amount(done)} of {amount(total)}"]
         (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
         if t1 > t0 and d1 > d0:
             speed = (d1 - d0) / (t1 - t0)
-            parts += [f"{human_bytes(speed)}/s", f"{human_seconds((total - done) / speed)} left"]
+            if in_bytes:
+                parts.append(f"{human_bytes(speed)}/s")
+            parts.append(f"{human_seconds((total - done) / speed)} left")
         self._detail.setText(" · ".join(parts))
 
     def detail(self) -> str:
@@ -89,3 +94,7 @@ class LoadProgress(QFrame):
 
     def end(self) -> None:
         self.hide()
+
+
+def _plain_number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
