@@ -103,7 +103,7 @@ def test_ready_reports_devices_and_task_metadata(qtbot):
         meta = info.tasks["text-classification"]
         assert meta.title == "Text classification"
         assert meta.default_model
-        assert [o.name for o in meta.options] == ["top_k"]
+        assert [o.name for o in meta.options] == ["top_k", "explain"]
         assert "no-such-task" in info.broken and "no-such-task" not in info.tasks
     finally:
         stop_engine(engine)
@@ -192,7 +192,7 @@ def test_cancel_stops_a_running_job_and_the_next_job_runs(qtbot, text_engine, ti
     slow = start_slow_job(qtbot, text_engine, tiny_models, slow_question)
     with qtbot.waitSignal(text_engine.cancelled, timeout=WAIT_MS, check_params_cb=for_job([slow])):
         text_engine.cancel(slow)
-    read = [(done, total) for job, done, total, message in progress if job == slow and message.startswith("reading")]
+    read = [(done, total) for job, done, total, message in progress if job == slow and message.startswith("reading window")]
     total = read[0][1]
     assert total > 20_000  # the input really is slow: tens of thousands of windows
     # the model reported every window it read; it stopped well short of the last one

@@ -283,9 +283,14 @@ def test_mask2former_prints_scored_segments_and_writes_their_masks(photo_file, t
 
     model = tmp_path / "mask2former"
     save_tiny_mask2former(model, seed=2, class_scale=8, mask_scale=30, processor={"size": {"height": 64, "width": 96}})
-    out = run_json("image-segmentation", str(photo_file), "--model", str(model), "--threshold", "0.5", "--explain")
-    assert out and all(set(entry) == {"score", "label", "area", "bbox"} for entry in out)
-    assert all(isinstance(entry["score"], float) for entry in out)
+    plain = run_json("image-segmentation", str(photo_file), "--model", str(model), "--threshold", "0.5")
+    assert plain and all(set(entry) == {"score", "label", "area", "bbox"} for entry in plain)
+    assert all(isinstance(entry["score"], float) for entry in plain)
+    inside = tmp_path / "inside"
+    out = run_json("image-segmentation", str(photo_file), "--model", str(model), "--threshold", "0.5",
+                   "--explain", str(inside))
+    assert out["result"] == plain and set(out["internals"]) == {"query_masks", "query_logits"}
+    assert np.load(out["internals"]["query_masks"]).shape[1:2] == np.load(out["internals"]["query_logits"]).shape[1:2]
     written = run_json("image-segmentation", str(photo_file), "--model", str(model), "--subtask", "instance",
                        "--threshold", "0.5", "--output-dir", str(tmp_path / "masks"))
     assert written and all(set(entry) == {"score", "label", "area", "bbox", "mask"} for entry in written)

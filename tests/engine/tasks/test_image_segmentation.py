@@ -317,4 +317,5 @@ def test_other_architectures_are_refused_by_name(tmp_path):
 def test_the_catalogue_offers_the_task():
     assert tasks.get("image-segmentation") is ImageSegmentation
     assert ImageSegmentation.resolve_options({}) == {
-        "subtask": "default", "threshold": 0.9, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.5}
+        "subtask": "default", "threshold": 0.9, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.5,
+        "explain": False}
