@@ -38,12 +38,17 @@ def window(qtbot, settings, folders):
     close_window(win)
 
 
-def test_the_summary_streams_in_and_says_how_much_shorter_it_is(qtbot, window, folders):
-    tab = shown_tab(qtbot, window, "summarization")
+def run_greedy(qtbot, tab, new_tokens=GREEDY["max_new_tokens"]):
+    """The article through `tab`, greedily, for `new_tokens` tokens at most."""
     tab.text.setPlainText(ARTICLE)
     tab.preset.setCurrentText("Greedy")
-    tab.options_form.set_values({"max_new_tokens": GREEDY["max_new_tokens"]})
+    tab.options_form.set_values({"max_new_tokens": new_tokens})
     run_and_wait(qtbot, tab)
+
+
+def test_the_summary_streams_in_and_says_how_much_shorter_it_is(qtbot, window, folders):
+    tab = shown_tab(qtbot, window, "summarization")
+    run_greedy(qtbot, tab)
     expected = engine_result("summarization", folders["summarization"], ARTICLE, **GREEDY)
     assert json.loads(tab.result_json()) == expected.to_json()
     assert tab.view.toPlainText().replace("⟨", "").startswith(expected.sequences[0].text[:1])
@@ -70,10 +75,7 @@ def test_translation_offers_the_checkpoints_pairs_and_sends_the_chosen_one(qtbot
 
 def test_hovering_an_output_token_tints_the_input_words_it_looked_at(qtbot, window, folders):
     tab = shown_tab(qtbot, window, "translation")
-    tab.text.setPlainText(ARTICLE)
-    tab.preset.setCurrentText("Greedy")
-    tab.options_form.set_values({"max_new_tokens": GREEDY["max_new_tokens"]})
-    run_and_wait(qtbot, tab)
+    run_greedy(qtbot, tab)
     result = tab.last_outcome.result
     expected = engine_result("translation", folders["translation"], ARTICLE, explain=True, **GREEDY)
     np.testing.assert_allclose(result.sequences[0].cross_attention, expected.sequences[0].cross_attention, rtol=1e-5)
@@ -93,10 +95,7 @@ def test_hovering_an_output_token_tints_the_input_words_it_looked_at(qtbot, wind
 
 def test_inside_the_model_shows_the_grid_for_each_layer(qtbot, window, folders):
     tab = shown_tab(qtbot, window, "summarization")
-    tab.text.setPlainText(ARTICLE)
-    tab.preset.setCurrentText("Greedy")
-    tab.options_form.set_values({"max_new_tokens": 6})
-    run_and_wait(qtbot, tab)
+    run_greedy(qtbot, tab, new_tokens=6)
     tab.inside_panel.set_open(True)
     attention = tab.last_outcome.result.sequences[0].cross_attention
     grid = tab.alignment
