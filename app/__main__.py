@@ -35,8 +35,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: What Qt needs from a bare Debian or Ubuntu system, as README.md's apt-get line installs it.
+QT_SYSTEM_LIBRARIES = (
+    "libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 "
+    "libxcb-xinerama0 libegl1 libgl1 libglib2.0-0 libfontconfig1"
+)
+
+
+def qt_missing() -> str | None:
+    """Why Qt's widgets cannot load here (a system library missing), or None."""
+    try:
+        import PySide6.QtWidgets  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = qt_missing()
+    if missing is not None:
+        sys.stderr.write(
+            f"Task Studio cannot open its window: Qt needs a system library that is missing ({missing}). "
+            f"On Debian or Ubuntu: sudo apt-get install {QT_SYSTEM_LIBRARIES}\n"
+        )
+        return 1
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
