@@ -117,12 +117,8 @@ def panoptic(
     segmentation = torch.zeros(size, dtype=torch.int32, device=class_logits.device)
     if not len(kept):
         return segmentation, []
-    probabilities = _at_reference_size(mask_logits[kept]).sigmoid()
-    probabilities = F.interpolate(probabilities[None], size=size, mode="bilinear", align_corners=False)[0]
-    probabilities *= scores[kept].view(-1, 1, 1)
-    winner = probabilities.argmax(0)  # (H, W); the first query of a tie
+    winner, own = _winners(mask_logits[kept], scores[kept], size, mask_threshold)
     won = torch.bincount(winner.flatten(), minlength=len(kept))
-    own = (probabilities >= mask_threshold).flatten(1).sum(1)
     # the share as transformers computes it: a float32 quotient, compared in Python
     shares = (won / own.clamp(min=1)).tolist()
     large_enough = [w > 0 and o > 0 and share > overlap_threshold
@@ -142,6 +138,35 @@ def panoptic(
             fused[label] = current
     segmentation = ids.to(winner.device)[winner]
     return segmentation, found
+
+
+#: Bytes of full-size mask probabilities held at once while finding each pixel's query.
+CHUNK_BYTES = 64 * 2**20
+
+
+def _winners(
+    mask_logits: torch.Tensor, scores: torch.Tensor, size: tuple[int, int], mask_threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, W) the query with the highest score-weighted mask probability at each pixel (the
+    first of a tie), and (K,) how many pixels of each query's own mask reach `mask_threshold`,
+    for the K queries' (K, h, w) mask logits resized as transformers resizes them. The
+    queries go through in groups of about `CHUNK_BYTES` at full size rather than all at once:
+    each query's resize is its own, so the answer is the same, with a fraction of the memory."""
+    height, width = size
+    step = max(1, CHUNK_BYTES // (4 * height * width))
+    best = torch.full(size, float("-inf"), device=mask_logits.device)
+    winner = torch.zeros(size, dtype=torch.long, device=mask_logits.device)
+    own = torch.empty(len(mask_logits), dtype=torch.long, device=mask_logits.device)
+    for start in range(0, len(mask_logits), step):
+        part = _at_reference_size(mask_logits[start : start + step]).sigmoid()
+        part = F.interpolate(part[None], size=size, mode="bilinear", align_corners=False)[0]
+        part *= scores[start : start + step].view(-1, 1, 1)
+        value, index = part.max(0)  # the first of a tie within the group
+        better = value > best  # and an earlier group keeps a tie
+        best = torch.where(better, value, best)
+        winner = torch.where(better, index + start, winner)
+        own[start : start + len(part)] = (part >= mask_threshold).flatten(1).sum(1)
+    return winner, own
 
 
 def _segments(segmentation: torch.Tensor, found: Found, labels: Mapping[int, str]) -> list[Segment]:

@@ -88,3 +88,24 @@ def test_nothing_kept_gives_no_segment():
     for subtask in ("panoptic", "instance"):
         segmentation, segments = ours(subtask, classes, masks, (50, 60))
         assert segments == [] and segmentation.shape == (50, 60)
+
+
+def test_queries_taken_a_few_at_a_time_give_the_same_map_ties_included(monkeypatch):
+    from engine.tasks import query_segments
+
+    g = torch.Generator().manual_seed(5)
+    mask_logits = torch.randn(9, 24, 32, generator=g) * 4
+    mask_logits[4] = mask_logits[1]  # a tie everywhere: the earlier query must win it
+    scores = torch.rand(9, generator=g)
+    scores[4] = scores[1]
+    whole = query_segments._winners(mask_logits, scores, (61, 83), 0.5)
+    monkeypatch.setattr(query_segments, "CHUNK_BYTES", 2 * 4 * 61 * 83)  # two queries at a time
+    grouped = query_segments._winners(mask_logits, scores, (61, 83), 0.5)
+    assert torch.equal(whole[0], grouped[0]) and torch.equal(whole[1], grouped[1])
+    assert not (whole[0] == 4).any() and (whole[0] == 1).any()
+    probabilities = F.interpolate(
+        F.interpolate(mask_logits[None], size=(384, 384), mode="bilinear", align_corners=False).sigmoid(),
+        size=(61, 83), mode="bilinear", align_corners=False,
+    )[0] * scores.view(-1, 1, 1)
+    assert torch.equal(whole[0], probabilities.argmax(0))
+    assert torch.equal(whole[1], (probabilities >= 0.5).flatten(1).sum(1))
