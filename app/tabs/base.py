@@ -77,7 +77,8 @@ class TaskTab(EngineSignalsMixin, QWidget):
           below How it works; `show_inside(result)`: draw what `result.internals` holds (or
           whatever of the result the view shows). While the view is open, runs of a task with
           the engine's `explain` option ask for internals; closed, they cost nothing. Opening it
-          on a result computed without them runs the input again with them.
+          on a result computed without them runs the input again with them
+          (`inside_needs_run(result)` says when a result lacks them).
     and, when the engine task reports more than a result:
       `show_partial(value)`: a part of the result streamed by the tab's current run.
       `show_run_progress(done, total, message)`, `end_run_progress()`: how far the current run
@@ -359,10 +360,15 @@ class TaskTab(EngineSignalsMixin, QWidget):
         if not open_ or self.last_outcome is None:
             return
         result = self.last_outcome.result
-        if self.explains() and not getattr(result, "internals", None) and self.current_input() is not None:
+        if self.explains() and self.inside_needs_run(result) and self.current_input() is not None:
             self.run()  # the shown result was computed with the view closed: again, with internals
         else:
             self.show_inside(result)
+
+    def inside_needs_run(self, result: Any) -> bool:
+        """Whether `result`, made with the view closed, lacks what the view shows (by default:
+        it holds no internals), so that opening the view runs its input again."""
+        return not getattr(result, "internals", None)
 
     def _update_actions(self) -> None:
         ready = self.meta is not None

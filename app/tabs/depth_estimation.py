@@ -40,7 +40,6 @@ from app.depth_maps import (
 from app.pictures import PREVIEW_SIDE
 from app.scene3d import Scene
 from app.tabs.vision_common import VisionTab
-from app.widgets.collapsible import Collapsible
 from app.widgets.depth_scene import DepthScene
 from app.widgets.depth_view import OVERLAY, SIDE_BY_SIDE, THREE_D, ColourBar, DepthView, LevelStrip
 from app.worker import Outcome
@@ -59,6 +58,7 @@ class DepthEstimationTab(VisionTab):
     task = "depth-estimation"
     title = "Depth estimation"
     modality = "vision"
+    inside_title = "Inside the model: the decoder's four maps, coarse to fine"
     blurb = ("How far away each part of a picture is, from a single photo or the camera: in metres for "
              "metric models, relative (larger is nearer) for the others.")
     sample = "landscape.jpg"
@@ -147,10 +147,7 @@ class DepthEstimationTab(VisionTab):
         footer.addWidget(self.readout, 1)
         footer.addWidget(self.save_depth_button)
 
-        self.levels = LevelStrip()
-        self.inside = Collapsible("Inside the model: the decoder's four maps, coarse to fine", self.levels)
-        self.inside.set_open(str(self.settings.value("inside_open", "false")) == "true")
-        self.inside.toggled.connect(lambda on: self.settings.set_value("inside_open", "true" if on else "false"))
+        self.levels = LevelStrip()  # filled with every result (they are small); shown by `build_inside`
 
         holder = QWidget()
         layout = QVBoxLayout(holder)
@@ -158,7 +155,6 @@ class DepthEstimationTab(VisionTab):
         layout.addLayout(controls)
         layout.addLayout(pictures, 1)
         layout.addLayout(footer)
-        layout.addWidget(self.inside)
         saved_mode = str(self.settings.value("view", SIDE_BY_SIDE))
         self.set_mode(saved_mode if saved_mode in dict(MODES) else SIDE_BY_SIDE)
         self.clear_outcome()
@@ -327,6 +323,9 @@ class DepthEstimationTab(VisionTab):
         self._say(f"Saving {target.name}, {npy} and {described}…", 0)
 
     # ----- explanation ------------------------------------------------------------------------
+
+    def build_inside(self) -> QWidget:
+        return self.levels
 
     def explain(self, info: dict[str, Any] | None) -> str:
         info = info or {}

@@ -43,7 +43,7 @@ class ImageSegmentationTab(VisionTab):
     modality = "vision"
     blurb = ("Which part of a picture is what: every pixel given to a segment, with its class (and, for "
              "instances, which object it belongs to).")
-    own_options = ("subtask", "threshold", "mask_threshold", "overlap_mask_area_threshold", "explain")
+    own_options = ("subtask", "threshold", "mask_threshold", "overlap_mask_area_threshold")
     sample = "street.jpg"
     view_class = SegmentView
 
@@ -77,8 +77,7 @@ class ImageSegmentationTab(VisionTab):
         footer.addStretch(1)
         footer.addWidget(self.save_all_button)
 
-        self.inside = InsidePanel(self)
-        self.inside.collapsible.toggled.connect(self._on_inside_toggled)
+        self.inside = InsidePanel(self)  # its view goes under How it works: `build_inside`
         self.engine.result.connect(self._on_engine_result)
         self.engine.failed.connect(self._on_engine_failed)
         self.status_changed.connect(self._offer_subtasks)
@@ -90,7 +89,6 @@ class ImageSegmentationTab(VisionTab):
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addLayout(footer)
-        layout.addWidget(self.inside.collapsible)
         self._apply_style()
         self.clear_outcome()
         return holder
@@ -98,13 +96,10 @@ class ImageSegmentationTab(VisionTab):
     # ----- options ------------------------------------------------------------------------------
 
     def extra_options(self) -> dict[str, Any]:
-        """What a run takes: the chosen subtask where the loaded checkpoint offers it, the
-        thresholds, and `explain` while the inside view is open and the task captures more."""
+        """What a run takes: the chosen subtask where the loaded checkpoint offers it, and the
+        thresholds (the base class adds `explain` while the inside view is open)."""
         offered = tuple(self.loaded.info.get("subtasks", ())) if self.loaded and self.loaded.spec == self.spec() else ()
-        options = self.controls.wanted(offered)
-        if self.inside.wants_capture():
-            options["explain"] = True
-        return options
+        return self.controls.wanted(offered)
 
     def _offer_subtasks(self) -> None:
         """A model loaded: offer its subtasks."""
@@ -176,7 +171,7 @@ class ImageSegmentationTab(VisionTab):
             self.view.set_isolated(same[0] if same else -1)
         self._fill_table(result, colours)
         self.save_all_button.setEnabled(True)
-        self.inside.show_result(result, self.view.image())
+        self.show_inside(result)
         if not self.live.is_running() and self._changes_for(result):
             self._post_process()  # made with other options (a run begun before a slider moved)
 
@@ -244,14 +239,17 @@ class ImageSegmentationTab(VisionTab):
 
     # ----- inside the model ---------------------------------------------------------------------
 
-    def _on_inside_toggled(self, open_: bool) -> None:
-        self.settings.set_value("inside_open", "true" if open_ else "false")
-        if not open_ or self._result is None:
-            return
-        if self.inside.needs_rerun(self._result) and not self.live.is_running():
-            self.run()  # the shown result was made without the decoder's layers
-        else:
-            self.inside.show_result(self._result, self.view.image())
+    def build_inside(self) -> QWidget:
+        return self.inside.view
+
+    def show_inside(self, result: Any) -> None:
+        self.inside.show_result(result, self.view.image())
+
+    def inside_needs_run(self, result: Any) -> bool:
+        """Only a query-based model (Mask2Former) has more to capture: SegFormer's class scores
+        are always kept. The camera's next frame brings them in live mode."""
+        queries = any(subtask != "semantic" for subtask in getattr(result, "subtasks", ()))
+        return queries and getattr(result, "query_layers", None) is None and not self.live.is_running()
 
     # ----- saving -----------------------------------------------------------------------------
 

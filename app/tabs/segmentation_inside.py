@@ -3,9 +3,9 @@ result computed on the way (app/widgets/segment_inside.py draws it).
 
 Nothing is captured while the panel is closed. Open, it reads the result itself: SegFormer's
 kept class scores become probabilities in the engine's thread (a softmax over every class, too
-much for the UI thread on a large model), together with the checkpoint's class names; a task
-that can capture more (Mask2Former's decoder layers, its run option `explain`) is asked to while
-the panel is open, and its result then carries `query_layers` and `query_layer_logits`.
+much for the UI thread on a large model), together with the checkpoint's class names; runs ask
+for `explain` while the panel is open (the base class's doing), and a Mask2Former result then
+carries `query_layers` and `query_layer_logits`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from app.segment_maps import segment_text, top_segment
-from app.settings import as_bool
-from app.widgets.collapsible import Collapsible
 from app.widgets.segment_inside import InsideView
 from app.worker import Outcome
 
@@ -35,29 +33,14 @@ def inside_data(result: Any, task: Any) -> dict[str, Any]:
 
 
 class InsidePanel(QObject):
-    """The folding panel and the engine jobs that fill it, for one tab."""
+    """The engine jobs that fill the tab's inside view (`view`, which the tab's base class
+    folds under How it works and opens and closes)."""
 
     def __init__(self, tab: ImageSegmentationTab) -> None:
         super().__init__(tab)
         self._tab = tab
         self.view = InsideView()
-        self.collapsible = Collapsible("Inside the model", self.view)
-        self.collapsible.set_open(as_bool(tab.settings.value("inside_open"), False))
         self._job: tuple[int, Any, QImage | None] | None = None  # (job, result, photo)
-
-    def is_open(self) -> bool:
-        return self.collapsible.is_open()
-
-    def wants_capture(self) -> bool:
-        """True while open, for a task that captures its insides on request (`explain`)."""
-        meta = self._tab.meta
-        return self.is_open() and meta is not None and any(o.name == "explain" for o in meta.options)
-
-    def needs_rerun(self, result: Any) -> bool:
-        """The result was made while nothing was captured, and its model could capture more
-        (a query-based one, Mask2Former: SegFormer's class scores are always kept)."""
-        queries = any(subtask != "semantic" for subtask in getattr(result, "subtasks", ()))  # not SegFormer
-        return self.wants_capture() and queries and getattr(result, "query_layers", None) is None
 
     def clear(self) -> None:
         self._job = None
@@ -66,8 +49,10 @@ class InsidePanel(QObject):
     def show_result(self, result: Any, photo: QImage | None) -> None:
         """Fill the panel for `result` (when open), asking the engine for what it must compute."""
         outcome = self._tab.last_outcome
-        if not self.is_open() or outcome is None or outcome.result is not result:
+        if not self._tab.inside_open() or outcome is None or outcome.result is not result:
             return
+        if self._job is not None and self._job[1] is result:
+            return  # already asked for (the tab shows a result, then the base class calls again)
         job = self._tab.engine.call(outcome.model.spec, lambda task, _hooks: inside_data(result, task),
                                     key=f"{self._tab.task}:inside")
         self._job = (job, result, photo)

@@ -302,7 +302,7 @@ def test_the_inside_view_draws_the_chosen_class_from_the_kept_scores(qtbot, wind
     tab, result = seg_tab(qtbot, window, images / "street.jpg")
     view = tab.inside.view
     assert view.heat_picture() is None  # nothing computed while closed
-    tab.inside.collapsible.set_open(True)
+    tab.inside_panel.set_open(True)
     qtbot.waitUntil(lambda: view.heat_picture() is not None, timeout=WAIT_MS)
     assert counted[0].runs == 1  # from the kept scores, no second run
     top = max(result.segments, key=lambda s: s.area)
@@ -347,7 +347,7 @@ def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_o
         assert not counted[0].options[-1].get("explain")  # closed: nothing captured
 
         view = tab.inside.view
-        tab.inside.collapsible.set_open(True)  # the shown result has no layers: one run to capture them
+        tab.inside_panel.set_open(True)  # the shown result has no layers: one run to capture them
         qtbot.waitUntil(lambda: view.query_pictures() == 3, timeout=WAIT_MS)
         assert counted[0].runs == 2 and counted[0].options[-1]["explain"] is True
         result = tab.last_outcome.result
@@ -360,7 +360,7 @@ def test_a_task_that_captures_its_decoder_layers_is_asked_to_while_the_view_is_o
         assert view.class_scores.rows()[0] == ([*SEGMENT_LABELS, "no object"][top], pytest.approx(scores[top]))
         assert view.heat_picture() is None and not view.class_part.isVisibleTo(view)  # no per-class maps
 
-        tab.inside.collapsible.set_open(False)
+        tab.inside_panel.set_open(False)
         tab.run()
         qtbot.waitUntil(lambda: counted[0].runs == 3 and not tab.is_busy(), timeout=WAIT_MS)
         assert not counted[0].options[-1].get("explain")
