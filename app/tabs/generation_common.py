@@ -93,6 +93,11 @@ class GenerationTab(TextTab):
         self.clear_result()
         return holder
 
+    def build_inside(self) -> QWidget | None:
+        """None: the encoders' head view is not a decoder's; what a generation tab shows of the
+        model (each token's alternatives) is in its result, and an encoder-decoder adds its own."""
+        return None
+
     # ----- decoding presets ----------------------------------------------------------------
 
     def _on_ready(self, info: Any) -> None:

@@ -55,6 +55,7 @@ class InsideView(QWidget):
 
         self.query_box = _chooser("The segment whose query the pictures follow through the decoder", self._draw_query)
         self.layers = LevelStrip()
+        self.layers.setMinimumHeight(96)  # a layer's mask must stay legible when the panels above take room
         self.class_scores = ScoreBars()
         self.query_caption = _hint()
         self.query_part = _part("Query of", self.query_box, self.layers, self.query_caption, self.class_scores)

@@ -131,3 +131,8 @@ def test_stop_keeps_what_was_streamed(qtbot, settings, gpt2_folder):
         assert tab.view.toPlainText() == PROMPTS[0] + first[0]
     finally:
         close_window(win)
+
+
+def test_a_decoder_has_no_encoder_head_view_to_fold_open(qtbot, window):
+    tab = shown_tab(qtbot, window, TASK)
+    assert tab.inside_panel is None  # its tokens' alternatives are in the result itself
