@@ -23,50 +23,7 @@ from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict, id2label
 from engine.errors import CheckpointError
 from engine.models.common import activation, attend
-
-
-class FeatureEncoderLayer(nn.Module):
-    """One strided convolution of the waveform encoder, with its optional norm.
-
-    `norm` is "group" (a GroupNorm with one group per channel: base models' first layer),
-    "layer" (LayerNorm over channels: large/lv60 models' every layer) or None."""
-
-    def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
-        super().__init__()
-        in_channels = config.conv_dim[index - 1] if index > 0 else 1
-        out_channels = config.conv_dim[index]
-        self.conv = nn.Conv1d(
-            in_channels, out_channels, config.conv_kernel[index], config.conv_stride[index], bias=config.conv_bias
-        )
-        self.norm = norm
-        if norm == "group":
-            self.layer_norm: nn.GroupNorm | nn.LayerNorm = nn.GroupNorm(out_channels, out_channels)
-        elif norm == "layer":
-            self.layer_norm = nn.LayerNorm(out_channels)
-        self.activation = activation(config.feat_extract_activation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)  # (B, C, T)
-        if self.norm == "group":
-            x = self.layer_norm(x)
-        elif self.norm == "layer":
-            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.activation(x)
-
-
-class FeatureEncoder(nn.Module):
-    def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__()
-        norms = ["group"] + [None] * (len(config.conv_dim) - 1)
-        if config.feat_extract_norm == "layer":
-            norms = ["layer"] * len(config.conv_dim)
-        self.conv_layers = nn.ModuleList(FeatureEncoderLayer(config, i, n) for i, n in enumerate(norms))
-
-    def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        x = samples[:, None]  # (B, L) -> (B, 1, L)
-        for layer in self.conv_layers:
-            x = layer(x)
-        return x.transpose(1, 2)  # (B, C, T) -> (B, T, C)
+from engine.models.wav2vec2_features import FeatureEncoder
 
 
 class FeatureProjection(nn.Module):

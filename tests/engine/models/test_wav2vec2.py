@@ -232,3 +232,34 @@ def test_describe_gives_the_architecture():
         "layer_norm": "pre-LN (stable)",
         "samples_per_frame": 320,
     }
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+@pytest.mark.parametrize(
+    "kernels, strides",
+    [
+        ([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2]),  # the Hub's checkpoints
+        ([4, 5, 2], [3, 2, 3]),  # kernels longer, much longer and shorter than their strides
+    ],
+)
+def test_the_feature_encoder_as_products_equals_the_convolutions(norm, kernels, strides):
+    """The waveform encoder written as matrix products over time-major frames, with the first
+    layer's group norm folded into its weight, against transformers' convolutions."""
+    import transformers
+
+    settings = dict(conv_dim=[12] * len(kernels), conv_kernel=kernels, conv_stride=strides,
+                    feat_extract_norm=norm, conv_bias=True, hidden_size=8, num_hidden_layers=1,
+                    num_attention_heads=2, intermediate_size=8, num_conv_pos_embeddings=4,
+                    num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    theirs = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**settings)).feature_extractor.eval()
+    for parameter in theirs.parameters():  # away from the initial norms' ones and zeros
+        parameter.data.normal_(0, 0.5)
+    ours = wav2vec2.FeatureEncoder(wav2vec2.Wav2Vec2Config.from_json(settings))
+    ours.load_state_dict(theirs.state_dict())
+    batch = torch.stack([torch.from_numpy(speech_like(0.25, seed=s)) for s in (1, 2)])
+    with torch.no_grad():
+        expected = theirs(batch).transpose(1, 2)
+        got = ours(batch)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5 * expected.abs().max().item(), rtol=1e-5)

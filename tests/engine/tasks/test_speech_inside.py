@@ -45,7 +45,7 @@ def test_frame_probabilities_equal_the_softmax_of_transformers_logits(speech):
     inside = result.internals
     assert inside["frame_top_ids"].shape == (logits.shape[0], 3)
     np.testing.assert_array_equal(inside["frame_top_ids"], best.indices.numpy())
-    np.testing.assert_allclose(inside["frame_top_probs"], best.values.numpy(), atol=1e-6)
+    np.testing.assert_allclose(inside["frame_top_probs"], best.values.numpy(), atol=1e-5)  # float32 rounding
     assert float(inside["frame_seconds"]) == pytest.approx(0.02)
     assert inside["vocabulary"][int(inside["blank_id"])] == "<pad>"
 
