@@ -137,22 +137,21 @@ def test_frame_geometry_matches_transformers(root):
     assert wav2vec2.frame_lengths(torch.tensor([399]), config).item() == 0
 
 
-def test_half_precision_runs_close_to_float32(root):
-    folder = checkpoint("ctc-layer-stable", root)
+@pytest.mark.parametrize("variant", ["ctc-group", "ctc-layer-stable"])
+def test_bf16_stays_close_to_float32(root, variant):
+    """Within 5% of the largest logit. transformers' bf16 on these files is far off (about
+    100%): oneDNN's bf16 kernel (torch 2.13) misadds the positional convolution's 16-wide
+    kernel over the toy checkpoints' 8 channels per group, and the engine runs that one
+    convolution in float32 there."""
+    folder = checkpoint(variant, root)
     full, _ = load_speech_model(folder, "ctc", "cpu", torch.float32)
     half, _ = load_speech_model(folder, "ctc", "cpu", torch.bfloat16)
     assert half.lm_head.weight.dtype == torch.bfloat16
     x = torch.from_numpy(speech_like(1.0))[None]
-    # how far bf16 drifts depends on the random weights transformers drew, so the bar is the
-    # oracle's own drift in bf16 on the same file (0.3 held for the weights transformers 4.x drew)
-    import transformers
-
-    oracle = transformers.Wav2Vec2ForCTC.from_pretrained(folder).eval()
-    oracle_half = transformers.Wav2Vec2ForCTC.from_pretrained(folder, dtype=torch.bfloat16).eval()
     with torch.no_grad():
-        theirs = (oracle_half(x.bfloat16()).logits.float() - oracle(x).logits).abs().max()
-        ours = (half(x.bfloat16()).float() - full(x)).abs().max()
-    assert ours < max(0.3, 1.25 * theirs)
+        expected = full(x)
+        got = half(x.bfloat16()).float()
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()
 
 
 def test_a_pretraining_checkpoint_is_refused_by_name(root, tmp_path):

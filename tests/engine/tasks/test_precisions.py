@@ -6,8 +6,7 @@ picks a precision by measuring; a CPU without bf16 falls back with a message.
 The tolerances are relative to the largest fp32 output. Random weights give near-tied logits,
 so a few rows (tokens, frames) flip between precisions where a trained model's would not: for
 the tagger and the speech model the answers may differ, and at least 90% of the rows keep
-their top-1. Random Wav2Vec2 weights drift in bf16 (in transformers as here), so bf16 is not
-held to a bound on them; Auto refuses it there. A generator's later steps read the tokens its
+their top-1. A generator's later steps read the tokens its
 own precision chose, so only its first step (the prompt's logits) is compared, and its text
 may differ; T5 and BART run through encode and decode, which record no outputs, and the depth model
 through its parts, so theirs are compared by answers alone.
@@ -28,7 +27,9 @@ from tests.engine.tasks.tiny_checkpoints import CHECKPOINTS, checkpoint
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 TOLERANCE = {"bf16": 0.05, "int8": 0.2}  # max |Δ output| over max |fp32 output|
-UNSTABLE_IN_BF16 = {"wav2vec2-ctc", "wav2vec2-cls"}
+# seven random convolutions, each GELU'd, and two layer norms compound bf16's rounding: the
+# speech model's logits on the bundled reading drift by about 7% of the largest
+LOOSER = {("wav2vec2-ctc", "bf16"): 0.1}
 NEAR_TIES = {"bert-ner", "wav2vec2-ctc"}  # answers may differ; 90% of rows keep their top-1
 GENERATORS = {"gpt2", "flan-t5", "bart"}
 
@@ -76,11 +77,9 @@ def test_precision_keeps_shapes_labels_and_answers(fp32, name, dtype, monkeypatc
     if name in GENERATORS:
         outputs, expected = outputs[:1], expected[:1]
     assert [t.shape for t in outputs] == [t.shape for t in expected]
-    if name in UNSTABLE_IN_BF16 and dtype == "bf16":
-        return
     if expected:
         scale = max(float(t.abs().max()) for t in expected)
-        assert precision_check.max_difference(outputs, expected) <= TOLERANCE[dtype] * scale
+        assert precision_check.max_difference(outputs, expected) <= LOOSER.get((name, dtype), TOLERANCE[dtype]) * scale
     if name in GENERATORS:
         return
     if name in NEAR_TIES:
