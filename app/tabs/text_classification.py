@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from app.tabs.text_common import TextTab, encoder_paragraph
 from app.widgets.score_bars import ScoresPanel
+from app.widgets.text_inside import LabelLogits
+
+_LOGITS_ABOUT = {
+    "softmax": "The classifier's last layer gives one number per label, its <i>logit</i>. The softmax "
+    "makes them probabilities that add up to 1: each is e<sup>logit</sup> over the sum of them all, so "
+    "only the differences count, and a label whose logit is 1 higher is e ≈ 2.7 times as likely.",
+    "sigmoid": "The classifier's last layer gives one number per label, its <i>logit</i>. A sigmoid scores "
+    "each label on its own, 1 / (1 + e<sup>−logit</sup>): a logit of 0 is 50 %, and the scores need not add up to 1.",
+    "none": "The classifier's last layer gives one number per label, its <i>logit</i>; this model's "
+    "scores are those numbers as they are.",
+}
 
 
 class TextClassificationTab(TextTab):
@@ -48,6 +59,23 @@ class TextClassificationTab(TextTab):
         else:
             self.summary.setText("The model returned no labels.")
         self.result_stack.setCurrentIndex(1)
+
+    def build_inside_parts(self) -> list[tuple[str, QWidget]]:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 6, 0, 0)
+        self.logit_about = QLabel()
+        self.logit_about.setObjectName("hint")
+        self.logit_about.setWordWrap(True)
+        self.logit_table = LabelLogits()
+        layout.addWidget(self.logit_about)
+        layout.addWidget(self.logit_table, 1)
+        return [("Logits to scores", page)]
+
+    def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
+        function = getattr(result, "function", "softmax")
+        self.logit_about.setText(_LOGITS_ABOUT.get(function, _LOGITS_ABOUT["none"]))
+        self.logit_table.set_logits(internals["labels"].tolist(), internals["logits"], function)
 
     def clear_result(self) -> None:
         self.bars.set_scores([])

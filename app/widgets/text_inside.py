@@ -1,6 +1,7 @@
-"""The task-specific parts of the text tabs' "Inside the model" views: every piece's label
-probabilities before aggregation (named entities), and the start and end scores along the
-context with the chosen answer marked (question answering)."""
+"""The task-specific parts of the text tabs' "Inside the model" views: the classifier's logits
+beside the scores made of them (text classification), every piece's label probabilities before
+aggregation (named entities), and the start and end scores along the context with the chosen
+answer marked (question answering)."""
 
 from __future__ import annotations
 
@@ -188,3 +189,50 @@ class SpanScores(QWidget):
             band, Qt.AlignmentFlag.AlignLeft,
             f"“{self.pieces[i]}”  start {self.start[i]:.2f}  ·  end {self.end[i]:.2f}",
         )  # fmt: skip
+
+
+class LabelLogits(QTableWidget):
+    """The classifier's raw number for each label (its logit), highest first, beside the score
+    the softmax or sigmoid made of it, so that a reader sees the step between them."""
+
+    SHOWN = 50  # labels at most: a many-label model's tail says nothing more
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.setMinimumHeight(180)
+
+    def set_logits(self, labels: list[str], logits: np.ndarray, function: str) -> None:
+        """`function` is how the task turned logits into scores: "softmax", "sigmoid" or "none"."""
+        order = np.argsort(-logits, kind="stable")[: self.SHOWN]
+        scores = _scores(logits.astype(np.float64), function)
+        self.clear()
+        self.setColumnCount(3)
+        self.setHorizontalHeaderLabels(["Label", "Logit", {"softmax": "Softmax", "sigmoid": "Sigmoid"}.get(function, "Score")])
+        self.setRowCount(len(order))
+        accent = theme.accent(self)
+        for row, index in enumerate(order.tolist()):
+            self.setItem(row, 0, QTableWidgetItem(labels[index]))
+            self.setItem(row, 1, _number(f"{float(logits[index]):+.3f}"))
+            score = float(scores[index])
+            item = _number(f"{100 * score:.1f} %" if function in ("softmax", "sigmoid") else f"{score:+.3f}")
+            shade = QColor(accent)
+            shade.setAlphaF(0.75 * min(max(score, 0.0), 1.0))
+            item.setBackground(shade)
+            self.setItem(row, 2, item)
+
+    def cell_text(self, row: int, column: int) -> str:
+        item = self.item(row, column)
+        return item.text() if item is not None else ""
+
+
+def _scores(logits: np.ndarray, function: str) -> np.ndarray:
+    if function == "softmax":
+        shifted = np.exp(logits - logits.max())
+        return shifted / shifted.sum()
+    if function == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-logits))
+    return logits

@@ -62,7 +62,8 @@ class TextClassification(TextTask):
             reverse=True,
         )
         if internals is not None:
-            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy())
+            labels = np.array([self.label(i) for i in range(len(logits))])
+            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy(), labels=labels)
         return Classification(
             ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings, internals=internals or {}
         )

@@ -102,3 +102,21 @@ def test_question_answering_plots_the_scores_with_the_answer_marked(qtbot, windo
     plot.hover(first)
     assert _picture(plot) != before
     tab.inside_panel.set_open(False)
+
+
+def test_text_classification_shows_each_labels_logit_and_its_score(qtbot, window):
+    tab, internals = _inside(qtbot, window, "text-classification")
+    result = tab.last_outcome.result
+    table = tab.logit_table
+    labels, logits = internals["labels"].tolist(), internals["logits"]
+    assert table.rowCount() == len(labels) and table.columnCount() == 3
+    shown = [table.cell_text(row, 0) for row in range(table.rowCount())]
+    assert shown == [labels[i] for i in np.argsort(-logits, kind="stable")]
+    assert [float(table.cell_text(row, 1)) for row in range(table.rowCount())] == pytest.approx(
+        sorted(logits.tolist(), reverse=True), abs=5e-4
+    )
+    # the score column is the result's own scores, which the softmax made of those logits
+    scores = {entry["label"]: entry["score"] for entry in result.to_json()}
+    for row in range(table.rowCount()):
+        assert float(table.cell_text(row, 2).rstrip(" %")) == pytest.approx(100 * scores[shown[row]], abs=0.05)
+    assert "softmax" in tab.logit_about.text()
