@@ -66,6 +66,9 @@ def _at_reference_size(mask_logits: torch.Tensor) -> torch.Tensor:
     return F.interpolate(mask_logits[None], size=REFERENCE_SIZE, mode="bilinear", align_corners=False)[0]
 
 
+#: Bytes of full-size masks held at once: the panoptic map's probabilities, the instances' masks.
+CHUNK_BYTES = 64 * 2**20
+
 #: (query, label id, score, segment id) of each segment, in the pipeline's order
 Found = list[tuple[int, int, float, int]]
 
@@ -89,12 +92,18 @@ def instances(
     binary = (logits > 0).float()
     mean_probability = (logits.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     final = best[chosen] * mean_probability
-    full = F.interpolate(binary[None], size=size, mode="nearest")[0] == 1  # (K, H, W)
     found: Found = []
-    for k, (score, present) in enumerate(zip(final.tolist(), full.flatten(1).any(1).tolist())):
-        if present and score >= threshold:
-            segmentation[full[k]] = len(found)
-            found.append((int(candidate_queries[k]), int(index[chosen[k]]) % classes, round(score, 6), len(found)))
+    # each candidate's mask at full size, a group of about CHUNK_BYTES at a time and in order
+    # (a later instance covers an earlier one): a low threshold lets up to a query count of
+    # candidates through, and all of them at once at a photo's size would be gigabytes
+    step = max(1, CHUNK_BYTES // (4 * size[0] * size[1]))
+    for start in range(0, len(binary), step):
+        full = F.interpolate(binary[None, start : start + step], size=size, mode="nearest")[0] == 1
+        for k, present in enumerate(full.flatten(1).any(1).tolist(), start=start):
+            score = float(final[k])
+            if present and score >= threshold:
+                segmentation[full[k - start]] = len(found)
+                found.append((int(candidate_queries[k]), int(index[chosen[k]]) % classes, round(score, 6), len(found)))
     return segmentation, found
 
 
@@ -138,10 +147,6 @@ def panoptic(
             fused[label] = current
     segmentation = ids.to(winner.device)[winner]
     return segmentation, found
-
-
-#: Bytes of full-size mask probabilities held at once while finding each pixel's query.
-CHUNK_BYTES = 64 * 2**20
 
 
 def _winners(

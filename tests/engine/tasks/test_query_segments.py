@@ -109,3 +109,18 @@ def test_queries_taken_a_few_at_a_time_give_the_same_map_ties_included(monkeypat
     )[0] * scores.view(-1, 1, 1)
     assert torch.equal(whole[0], probabilities.argmax(0))
     assert torch.equal(whole[1], (probabilities >= 0.5).flatten(1).sum(1))
+
+
+def test_instances_taken_a_few_at_a_time_equal_transformers(monkeypatch):
+    """The candidates' full-size masks go through in small groups; later instances still cover
+    earlier ones across the groups' edges, as in transformers' all-at-once loop."""
+    from engine.tasks import query_segments
+
+    classes, masks = logits(0)
+    size = (97, 131)
+    expected_map, expected = theirs("instance", classes, masks, size, threshold=0.2)
+    monkeypatch.setattr(query_segments, "CHUNK_BYTES", 2 * 4 * size[0] * size[1])  # two masks at a time
+    segmentation, segments = ours("instance", classes, masks, size, threshold=0.2)
+    assert len(expected) > 4
+    assert [(s.id, s.label_id, s.score) for s in segments] == [(e["id"], e["label_id"], e["score"]) for e in expected]
+    assert torch.equal(segmentation, expected_map.to(torch.int32))
