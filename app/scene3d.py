@@ -22,7 +22,8 @@ import numpy as np
 
 PITCH_LIMIT = 89.0  # degrees: past straight up or down the drag would flip the picture
 ZOOM_RANGE = (0.25, 8.0)
-MAX_SPLAT = 5  # pixels: the largest square a point is drawn as
+MAX_SPLAT = 12  # pixels: the largest square a point is drawn as
+TYPICAL_SPLAT = 5  # pixels: when most squares would be wider, the view is drawn coarser
 BACKGROUND = (24, 24, 28)
 
 
@@ -65,6 +66,9 @@ class Scene:
     image_size: tuple[int, int]  # (width, height) of the photo
     focal: float
     spacing: int = 1
+    # (N, 2): each point's neighbour one grid step to the right and one down, -1 where there
+    # is none (see `grid_neighbours`); None for a cloud without a grid (or a thinned one)
+    neighbours: np.ndarray | None = None
 
     @property
     def centre(self) -> np.ndarray:
@@ -78,7 +82,18 @@ class Scene:
         if every == 1:
             return self
         return replace(self, points=self.points[::every], colours=self.colours[::every],
-                       spacing=self.spacing * int(math.ceil(math.sqrt(every))))
+                       spacing=self.spacing * int(math.ceil(math.sqrt(every))), neighbours=None)
+
+
+def grid_neighbours(pixels: np.ndarray, step: int) -> np.ndarray:
+    """(N, 2) int64: for points taken every `step`-th row and column at (N, 2) (row, column)
+    `pixels`, the index of the point `step` columns to the right and of the one `step` rows
+    down, -1 where that pixel was not kept (off the photo, or no usable depth)."""
+    cells = pixels // step
+    height, width = (int(cells[:, 0].max()) + 2, int(cells[:, 1].max()) + 2) if len(cells) else (1, 1)
+    index = np.full((height, width), -1, dtype=np.int64)  # one spare row and column: no one there
+    index[cells[:, 0], cells[:, 1]] = np.arange(len(cells))
+    return np.stack([index[cells[:, 0], cells[:, 1] + 1], index[cells[:, 0] + 1, cells[:, 1]]], axis=1)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,7 @@ class Projection:
     scale: float  # view pixels per photo pixel at the centre's distance
     zoom: float = 1.0
     focal_ratio: float = 1.0  # the view's focal length over the photo's, before fitting
+    size: tuple[int, int] = (0, 0)  # (width, height) of the view it was made for
 
 
 def project(scene: Scene, orbit: Orbit, width: int, height: int) -> Projection:
@@ -110,30 +126,77 @@ def project(scene: Scene, orbit: Orbit, width: int, height: int) -> Projection:
     depth = depth[in_front]
     x = width / 2 + focal * turned[in_front, 0] / depth
     y = height / 2 + focal * turned[in_front, 1] / depth
-    return Projection(x, y, depth, in_front, scale=fit * orbit.zoom, zoom=orbit.zoom)
+    return Projection(x, y, depth, in_front, scale=fit * orbit.zoom, zoom=orbit.zoom, size=(width, height))
 
 
-def splat_sizes(scene: Scene, projection: Projection) -> np.ndarray:
-    """(M,) int: the side in view pixels of each point's square, the spacing of its neighbours
-    as seen from the viewer (nearer points spread wider), so the squares touch; 1 to 5."""
+#: A neighbour further than this fraction of a point's distance, per grid step, is across an
+#: edge (a person before a wall), not on the same surface: the gap between them is real
+EDGE = 0.25
+
+
+def spreads(scene: Scene, projection: Projection) -> np.ndarray:
+    """(M,) float: how far apart in view pixels each point and its neighbours land, so that its
+    square covers the way to them. Without a grid, from distance alone (nearer points spread
+    wider); with one, also where the right and lower neighbours on the same surface actually
+    land, which is further on a surface seen at a slant (a floor, a receding wall)."""
     original = scene.points[projection.kept, 2].astype(np.float64)  # the photo camera's distance
     fit = projection.scale / max(projection.zoom, 1e-9)
     spread = fit * scene.spacing * projection.focal_ratio * original / projection.depth
-    return np.clip(np.ceil(spread), 1, MAX_SPLAT).astype(np.int64)
+    if scene.neighbours is None:
+        return spread
+    where = np.full(len(scene.points), -1, dtype=np.int64)  # scene point -> projection row
+    where[projection.kept] = np.arange(len(projection.kept))
+    across = np.zeros(len(spread))
+    down = np.zeros(len(spread))
+    for column, extent in ((0, across), (1, down)):
+        other = scene.neighbours[projection.kept, column]
+        row = np.where(other >= 0, where[np.maximum(other, 0)], -1)
+        ok = np.flatnonzero(row >= 0)
+        near = np.abs(scene.points[other[ok], 2] - original[ok]) <= EDGE * scene.spacing * original[ok]
+        ok, row = ok[near], row[ok[near]]
+        extent[ok] = np.maximum(np.abs(projection.x[row] - projection.x[ok]), np.abs(projection.y[row] - projection.y[ok]))
+    return np.maximum(spread, np.maximum(across, down))
 
 
 def render(scene: Scene, orbit: Orbit, width: int, height: int) -> np.ndarray:
     """(height, width, 3) uint8: the cloud seen through `orbit`, each point a square splat,
     the nearest point winning each pixel, on a dark background; single-pixel cracks between
-    splats (surfaces seen edge-on) are filled from a neighbour."""
+    splats (surfaces seen edge-on) are filled from a neighbour.
+
+    Zoomed in close, neighbouring points land further apart than `TYPICAL_SPLAT` pixels. Rather
+    than draw ever larger squares (slower, and still cracked where the cap bites), the view is
+    then drawn `coarse` times smaller and each of its pixels shown as a coarse × coarse block:
+    the points become visible tiles, as pixels do in a magnified photo, and the surface stays
+    closed."""
+    projection = project(scene, orbit, width, height)
+    spread = spreads(scene, projection)
+    seen = _on_screen(projection, width, height)
+    coarse = math.ceil(float(np.percentile(spread[seen], 75)) / TYPICAL_SPLAT) if seen.any() else 1
+    if coarse > 1:  # the same view, drawn small: every spread shrinks by the same factor
+        small = project(scene, orbit, -(-width // coarse), -(-height // coarse))
+        image = _draw(scene, small, spreads(scene, small))
+        return np.repeat(np.repeat(image, coarse, axis=0), coarse, axis=1)[:height, :width]
+    return _draw(scene, projection, spread)
+
+
+def _on_screen(projection: Projection, width: int, height: int, margin: float = 0.0) -> np.ndarray:
+    x, y = projection.x, projection.y
+    return (x >= -margin) & (x < width + margin) & (y >= -margin) & (y < height + margin)
+
+
+def _draw(scene: Scene, projection: Projection, spread: np.ndarray) -> np.ndarray:
+    """The points of `projection` as squares `spread` wide (rounded up, 1 to `MAX_SPLAT`), into
+    a view of the size it was made for."""
+    width, height = projection.size
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
-    projection = project(scene, orbit, width, height)
-    if not len(projection.kept):
+    near = np.flatnonzero(_on_screen(projection, width, height, margin=MAX_SPLAT))
+    if not len(near):
         return image
-    nearest_first = np.argsort(projection.depth, kind="stable")  # (M,)
-    sides = splat_sizes(scene, projection)[nearest_first]
-    x, y = projection.x[nearest_first], projection.y[nearest_first]
+    sides = np.clip(np.ceil(spread[near]), 1, MAX_SPLAT).astype(np.int64)
+    nearest_first = np.argsort(projection.depth[near], kind="stable")  # ranks into `near`
+    sides = sides[nearest_first]
+    x, y = projection.x[near][nearest_first], projection.y[near][nearest_first]
     # z-buffer on ranks: each pixel keeps the smallest rank (the nearest point) that covers it
     nobody = len(nearest_first)
     winner = np.full(height * width, nobody, dtype=np.int64)
@@ -148,7 +211,7 @@ def render(scene: Scene, orbit: Orbit, width: int, height: int) -> np.ndarray:
                 np.minimum.at(winner, row[inside] * width + column[inside], group[inside])
     _fill_cracks(winner.reshape(height, width), nobody)
     covered = np.flatnonzero(winner < nobody)
-    colours = scene.colours[projection.kept[nearest_first]]  # (M, 3), nearest first
+    colours = scene.colours[projection.kept[near][nearest_first]]  # nearest first
     image.reshape(-1, 3)[covered] = colours[winner[covered]]
     return image
 

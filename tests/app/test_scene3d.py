@@ -1,10 +1,12 @@
 """The 3D view's maths without Qt: where known points land, what a turn of 90° does, the zoom,
 and the z-buffer keeping the nearest point. Geometry, not pixels of a picture."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from app.scene3d import BACKGROUND, Orbit, Scene, project, render, rotation
+from app.scene3d import BACKGROUND, Orbit, Scene, grid_neighbours, project, render, rotation, spreads
 from engine.point_cloud import back_project, focal_length
 
 WIDTH, HEIGHT = 80, 60
@@ -100,3 +102,73 @@ def test_thinning_keeps_at_most_the_asked_count():
     thin = scene.thinned(1000)
     assert len(thin.points) <= 1000 and thin.spacing >= 2
     assert scene.thinned(10**6) is scene
+
+
+def test_grid_neighbours_name_the_next_kept_point_right_and_down():
+    depth = np.full((4, 6), 2.0, np.float32)
+    depth[1, 2] = np.nan  # no usable depth: not a point, and nobody's neighbour
+    cloud = back_project(depth, "metric", np.zeros((4, 6, 3), np.uint8), step=2)
+    neighbours = grid_neighbours(cloud.pixels, 2)
+    at = {tuple(p): i for i, p in enumerate(cloud.pixels.tolist())}
+    assert neighbours[at[0, 0]].tolist() == [at[0, 2], at[2, 0]]
+    assert neighbours[at[0, 4]].tolist() == [-1, at[2, 4]]  # the last column
+    assert neighbours[at[2, 4]].tolist() == [-1, -1]  # the last row too
+
+
+def _gaps_inside(image):
+    """Background pixels with covered pixels somewhere on both sides, along their row or their
+    column: cracks and stripes, not the background around the cloud."""
+    covered = (image != np.array(BACKGROUND, np.uint8)).any(-1)
+
+    def between(mask):
+        before = np.maximum.accumulate(mask, axis=1)
+        after = np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
+        return before & after & ~mask
+
+    return int((between(covered) | between(covered.T).T).sum())
+
+
+def floor_scene(width=120, height=60, camera_height=1.0, field_of_view=60.0):
+    """The lower half of a photo of a flat floor `camera_height` below the camera: far rows
+    lie much further apart than near ones, the surface the photo sees at a slant."""
+    focal = focal_length(width, field_of_view)
+    rows = np.arange(height)[:, None] + 0.5 - height / 2
+    depth = np.where(rows > 2, camera_height * focal / np.maximum(rows, 1e-6), np.nan)  # y = h on the floor
+    depth = np.broadcast_to(depth, (height, width)).astype(np.float32)
+    photo = np.full((height, width, 3), 200, np.uint8)
+    cloud = back_project(depth, "metric", photo, field_of_view=field_of_view)
+    return Scene(cloud.points, cloud.colours, (width, height), focal), cloud
+
+
+@pytest.mark.parametrize("orbit", [Orbit(pitch=-60), Orbit(pitch=-45, zoom=2)])
+def test_a_floor_seen_from_above_stays_closed(orbit):
+    """Looking down on the floor, its far rows land many pixels apart: squares sized by
+    distance alone leave stripes of background between them; sized by where each point's
+    neighbours land, none."""
+    scene, cloud = floor_scene()
+    striped = render(scene, orbit, 160, 120)
+    closed = render(replace(scene, neighbours=grid_neighbours(cloud.pixels, 1)), orbit, 160, 120)
+    assert _gaps_inside(striped) > 100
+    assert _gaps_inside(closed) == 0
+
+
+def test_close_up_the_points_become_tiles_without_cracks():
+    scene, cloud = wall_scene()
+    scene = replace(scene, neighbours=grid_neighbours(cloud.pixels, 1))
+    image = render(scene, Orbit(zoom=8), WIDTH, HEIGHT)  # each photo pixel 8 view pixels wide
+    assert image.shape == (HEIGHT, WIDTH, 3)
+    assert _gaps_inside(image) == 0 and (image != np.array(BACKGROUND, np.uint8)).any(-1).all()
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) <= (WIDTH // 8 + 2) * (HEIGHT // 8 + 2)
+
+
+def test_a_neighbour_across_an_edge_does_not_widen_a_point():
+    """A near step before a far wall: the gap between them, seen from the side, is real."""
+    depth = np.full((20, 20), 4.0, np.float32)
+    depth[:, :10] = 2.0
+    cloud = back_project(depth, "metric", np.zeros((20, 20, 3), np.uint8))
+    scene = Scene(cloud.points, cloud.colours, (20, 20), focal_length(20), neighbours=grid_neighbours(cloud.pixels, 1))
+    projection = project(scene, Orbit(yaw=30), 80, 80)
+    widths = spreads(scene, projection)
+    plain = spreads(replace(scene, neighbours=None), projection)
+    edge = np.flatnonzero(cloud.pixels[projection.kept, 1] == 9)  # the near step's last column
+    assert widths[edge].max() < 2 * plain[edge].max()
