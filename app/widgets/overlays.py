@@ -5,23 +5,18 @@ another thread, draw it exactly alike."""
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 
-# Distinct, saturated colours that stay readable on photos; a class keeps its colour by id.
-PALETTE = (
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-    "#469990", "#dcbeff", "#9a6324", "#ffe119", "#800000", "#aaffc3", "#808000", "#000075",
-)
+from engine.annotate import PALETTE, palette_index
 
 
 def class_colour(key: int | str) -> QColor:
-    """The colour of a class: by its id when known, else by a hash of its name."""
-    index = key if isinstance(key, int) else zlib.crc32(str(key).encode())
-    return QColor(PALETTE[index % len(PALETTE)])
+    """The colour of a class: by its id when known, else by a hash of its name (the palette is
+    the engine's, so the files the CLI draws agree with the view)."""
+    return QColor(PALETTE[palette_index(key)])
 
 
 def text_colour_on(background: QColor) -> QColor:

@@ -22,6 +22,7 @@ from PIL import Image
 from engine import image as imaging
 from engine import image_processing as processing
 from engine import image_device, probe
+from engine.annotate import draw_boxes
 from engine.config import id2label
 from engine.errors import InputError
 from engine.models.detr import DetrConfig, DetrForObjectDetection
@@ -57,9 +58,20 @@ class Detections(Result):
     image_size: tuple[int, int]  # (width, height) of the original image
     model_input_size: tuple[int, int]  # (width, height) the model saw
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    photo: Image.Image | None = None  # the upright input, for `write_files` to draw on
 
     def above(self, threshold: float) -> list[Detection]:
         return [d for d in self.candidates if d.score > threshold]
+
+    def write_files(self, folder: Path, stem: str) -> dict[str, Any]:
+        """The picture with its boxes and captions as `STEM-boxes.png` in `folder`; the JSON
+        with the detections and that file's path."""
+        if self.photo is None:
+            raise InputError("this detection result has no picture to draw its boxes on")
+        path = Path(folder) / f"{stem}-boxes.png"
+        captions = [(d.box, f"{d.label} {100 * d.score:.0f}%", d.label_id) for d in self.detections]
+        draw_boxes(self.photo, captions).save(path)
+        return {"detections": self.to_json(), "image": str(path)}
 
     def to_json(self) -> list[dict[str, Any]]:
         return [d.to_json() for d in self.detections]
@@ -193,6 +205,7 @@ class ObjectDetection(Task):
     default_model = "facebook/detr-resnet-50"
     suggested_models = ("facebook/detr-resnet-50", "facebook/detr-resnet-101")
     extra_files = ("preprocessor_config.json",)
+    output_files = "the picture with its boxes drawn (STEM-boxes.png)"
     options = (
         Option("threshold", float, 0.5, "keep boxes whose score is above this (0 to 1)"),
         EXPLAIN,
@@ -254,6 +267,7 @@ class ObjectDetection(Task):
             image_size=picture.size,
             model_input_size=(pixel_values.shape[-1], pixel_values.shape[-2]),
             timings={"preprocess": prepared - started, "model": finished - prepared},
+            photo=picture,
             warnings=warnings,
             internals={} if watched is None else inside.internals(
                 watched.records, logits, (pixel_values.shape[-1], pixel_values.shape[-2]), picture.size

@@ -258,6 +258,32 @@ def test_cli_prints_the_pipeline_json(checkpoint, image_files, capsys):
     assert set(printed[0]) == {"score", "label", "box"}
 
 
+
+def test_output_dir_writes_the_picture_with_its_boxes(checkpoint, image_files, tmp_path, capsys):
+    from engine.annotate import PALETTE, palette_index, rgb
+    from engine.cli import main
+
+    code = main(["object-detection", str(image_files[0]), "--model", str(checkpoint[0]), "--device", "cpu",
+                 "--threshold", "0.3", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    path = tmp_path / "out" / f"{image_files[0].stem}-boxes.png"
+    assert printed["image"] == str(path) and printed["detections"]
+    with Image.open(image_files[0]) as original, Image.open(path) as drawn:
+        assert drawn.size == original.size
+        pixels, before = np.asarray(drawn.convert("RGB")), np.asarray(original.convert("RGB"))
+    changed = (pixels != before).any(-1)
+    assert 0 < changed.mean() < 0.5  # outlines and captions, not a repainted picture
+    # each box's bottom edge, below the caption, is drawn in its class's colour
+    result = od.ObjectDetection.load(checkpoint[0], device="cpu").run(image_files[0], threshold=0.3)
+    for detection, entry in zip(result.detections, printed["detections"]):
+        assert detection.to_json() == entry
+        x0, _, x1, y1 = (int(v) for v in detection.box)
+        middle, bottom = (max(x0, 0) + min(x1, pixels.shape[1] - 1)) // 2, min(max(y1, 0), pixels.shape[0] - 1)
+        colours = {tuple(c) for c in pixels[max(bottom - 2, 0) : bottom + 3, middle].tolist()}
+        assert rgb(PALETTE[palette_index(detection.label_id)]) in colours
+
+
 # ---------------------------------------------------------------------------- inside the model
 
 
