@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SUFFIXES: dict[str, tuple[str, ...]] = {
     "image": (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".tga"),
     "audio": (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"),
+    "text": (".txt", ".md"),
 }
 
 #: The most files one folder or glob stands for: a slip (`/` for `photos/`) should not queue a
@@ -80,6 +81,22 @@ def expand(values: Iterable[str], kind: str, *, recursive: bool = False) -> list
         if len(paths) > MAX_BATCH_FILES:
             raise InputError(f"the inputs name more than {MAX_BATCH_FILES:,} files; run them in parts")
     return paths
+
+
+def expand_text(values: Iterable[str], *, recursive: bool = False) -> tuple[list[str], bool]:
+    """Text tasks' INPUTs: `@folder` and `@'glob'` stand for the text files they hold or match
+    (each as `@path`, read when its turn comes), everything else is kept as it is (a text,
+    `@file`, `-`). Also whether any input stood for many files, which makes the run a batch."""
+    out: list[str] = []
+    grouped = False
+    for value in values:
+        name = value[1:] if value.startswith("@") else ""
+        if name and (Path(name).expanduser().is_dir() or (is_pattern(name) and not Path(name).expanduser().exists())):
+            out.extend(f"@{path}" for path in expand([name], "text", recursive=recursive))
+            grouped = True
+        else:
+            out.append(value)
+    return out, grouped
 
 
 def unique_stems(values: Iterable[str | Path]) -> list[str]:

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if task.input_kind == "text":
-            p.add_argument("inputs", nargs="+", metavar="INPUT", help="text, @file or - for stdin")
+            p.add_argument("inputs", nargs="+", metavar="INPUT",
+                           help="text, @file, - for stdin, or @folder or @'glob' for many text files "
+                           "(.txt, .md); more than one input is a batch")
         else:
             kind = task.input_kind
             p.add_argument(
@@ -63,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                 help=f"{kind} file, a folder (its {kind} files, sorted) or a quoted glob such as "
                 f"'photos/*.jpg'; more than one input is a batch",
             )
-            p.add_argument("--recursive", action="store_true",
-                           help="take the files in folders' subfolders too, and let ** in a glob cross folders")
+        p.add_argument("--recursive", action="store_true",
+                       help="take the files in folders' subfolders too, and let ** in a glob cross folders")
         p.add_argument("--jsonl", action="store_true",
                        help='print one JSON object per input as soon as it is done: {"input": ..., '
                        '"result": ...} or {"input": ..., "error": ...}')
@@ -181,7 +183,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         options = task_cls.resolve_options(options)
         if task_cls.input_kind == "text":
-            values, grouped = list(args.inputs), False
+            values, grouped = batch.expand_text(args.inputs, recursive=args.recursive)
+            for value in args.inputs:  # a folder's name given as a text is most likely a slip
+                if not value.startswith("@") and value.strip() and Path(value).expanduser().is_dir():
+                    _say("note", f"{value!r} is read as the text to work on; @{value} would be the "
+                         "text files in that folder")
         else:
             values = [str(p) for p in batch.expand(args.inputs, task_cls.input_kind, recursive=args.recursive)]
             grouped = any(batch.is_pattern(v) or Path(v).expanduser().is_dir() for v in args.inputs)

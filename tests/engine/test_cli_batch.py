@@ -128,6 +128,44 @@ def test_several_texts_are_a_batch_too(capsys, tmp_path):
     assert "result" in lines[0] and "error" in lines[1] and "no such file" in lines[2]["error"]
 
 
+
+def test_a_folder_of_texts_after_an_at_sign_is_a_batch_of_its_text_files(capsys, tmp_path):
+    from transformers import DistilBertForSequenceClassification
+
+    from engine.tasks.text_classification import TextClassification
+    from tests.engine.models.tiny_text import distilbert_config, save_model
+
+    model = tmp_path / "model"
+    save_model(DistilBertForSequenceClassification, distilbert_config(labels=["NEGATIVE", "POSITIVE"]), model)
+    reviews = tmp_path / "reviews"
+    (reviews / "older").mkdir(parents=True)
+    (reviews / "b.txt").write_text("Terrible service, cold food.")
+    (reviews / "a.md").write_text("What a lovely evening.")
+    (reviews / "table.csv").write_text("not,a,text,file")
+    (reviews / "older" / "c.txt").write_text("Fine.")
+    code, out, _ = main(capsys, "text-classification", f"@{reviews}", "--jsonl", "--model", str(model))
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [line["input"] for line in lines] == [f"@{reviews / 'a.md'}", f"@{reviews / 'b.txt'}"]
+    expected = TextClassification.load(model, device="cpu").run("Terrible service, cold food.").to_json()
+    assert lines[1]["result"] == expected
+    _, out, _ = main(capsys, "text-classification", f"@{reviews}", "--recursive", "--jsonl", "--model", str(model))
+    assert len(out.splitlines()) == 3
+    _, out, _ = main(capsys, "text-classification", f"@{reviews}/*.txt", "--jsonl", "--model", str(model))
+    assert [json.loads(line)["input"] for line in out.splitlines()] == [f"@{reviews / 'b.txt'}"]
+
+
+def test_a_folders_name_as_text_is_read_as_text_with_a_note(capsys, tmp_path):
+    from transformers import DistilBertForSequenceClassification
+
+    from tests.engine.models.tiny_text import distilbert_config, save_model
+
+    save_model(DistilBertForSequenceClassification, distilbert_config(labels=["NEGATIVE", "POSITIVE"]), tmp_path)
+    code, out, err = main(capsys, "text-classification", str(tmp_path), "--model", str(tmp_path))
+    assert code == 0 and len(json.loads(out)) == 2  # one text's labels, not a batch
+    assert any(line.startswith("note:") and f"@{tmp_path}" in line for line in err)
+    code, _, err = main(capsys, "text-classification", f"@{tmp_path / 'empty'}/*.txt", "--model", str(tmp_path))
+    assert code == 2 and err[-1].startswith("error: no file matches")
+
 def test_output_dir_names_files_from_two_folders_apart(capsys, tmp_path):
     from tests.engine.models.tiny_segformer import save_tiny_segformer
 
