@@ -103,8 +103,8 @@ class FeatureEncoderLayer(nn.Module):
         else:  # a kernel shorter than its stride (no Hub checkpoint has one) skips samples
             taps = 1
             y = F.linear(x[:, ::stride][:, :steps], weight[:, 0], conv.bias)
-        for tap in range(taps, kernel):
-            y = y + x[:, tap::stride][:, :steps] @ weight[:, tap].t()
+        for tap in range(taps, kernel):  # added in place: no second (B, T, out) tensor
+            y.baddbmm_(x[:, tap::stride][:, :steps], weight[:, tap].t().expand(batch, -1, -1))
         return y
 
 
