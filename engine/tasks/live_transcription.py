@@ -43,7 +43,10 @@ class LiveTranscriber:
     `on_partial`), and call `flush()` when the audio stops to get the final transcript.
 
     `sample_rate` is the rate of the blocks fed (a microphone's 44.1 or 48 kHz is resampled
-    on the fly); `partial_every_s` is how much new audio triggers a provisional decode.
+    on the fly); `partial_every_s` is how much new audio triggers a provisional decode. A
+    quarter of a second keeps the newest words a decode or so away; where a decode takes longer
+    than that, the app's feeder hands over the audio that piled up meanwhile as one block, so the
+    decodes run back to back and never queue up.
     One thread owns a transcriber (the app's engine worker): it is not meant to be shared."""
 
     def __init__(
@@ -53,7 +56,7 @@ class LiveTranscriber:
         chunk_length_s: float = LIVE_CHUNK_S,
         stride_length_s: float | None = LIVE_STRIDE_S,
         sample_rate: int | None = None,
-        partial_every_s: float = 0.5,
+        partial_every_s: float = 0.25,
         partial_window_s: float = 3.0,
         on_partial: PartialFn | None = None,
     ) -> None:
