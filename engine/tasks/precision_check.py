@@ -49,6 +49,16 @@ class Trial:
     def agrees(self) -> bool:
         return self.differing == 0 and (self.max_difference is None or math.isfinite(self.max_difference))
 
+    def brief(self) -> str:
+        """e.g. "same answers, outputs within 0.031" or "answers differ on 1 of 2, outputs
+        within 0.29", for a list of trials."""
+        found = f"answers differ on {self.differing} of {self.inputs}" if self.differing else "same answers"
+        if self.max_difference is None:
+            return found
+        if not math.isfinite(self.max_difference):
+            return found + ", outputs not finite"
+        return found + f", outputs within {self.max_difference:.2g}"
+
     def summary(self) -> str:
         """e.g. "same answers as fp32 on 2 check inputs (largest output difference 0.031)"."""
         inputs = f"{self.inputs} check input{'s' if self.inputs != 1 else ''}"
@@ -71,10 +81,7 @@ class Verdict:
         if not self.trials:
             return "no check inputs for this task: kept fp32"
         base = self.trials[0].seconds
-        speeds = ", ".join(
-            f"{t.precision} {base / t.seconds:.1f}×" + ("" if t.agrees else " (answers differ)")
-            for t in self.trials[1:]
-        )
+        speeds = ", ".join(f"{t.precision} {base / t.seconds:.1f}× ({t.brief()})" for t in self.trials[1:])
         chosen = next(t for t in self.trials if t.precision == self.chosen)
         found = chosen.summary() if chosen.precision != "fp32" else "kept fp32"
         return f"{found}; speed against fp32: {speeds or 'no faster precision on this device'}"

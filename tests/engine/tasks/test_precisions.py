@@ -137,6 +137,18 @@ def test_pick_takes_the_fastest_that_agrees_by_a_margin():
     assert pick([trial("fp32", 1.0), trial("int8", 0.2, difference=math.nan)]).precision == "fp32"
 
 
+
+def test_the_verdict_gives_each_precisions_speed_answers_and_output_difference():
+    verdict = precision_check.Verdict(
+        "bf16", (trial("fp32", 1.0), trial("bf16", 0.4, difference=0.031), trial("int8", 0.5, 1, 0.29),
+                 trial("fp16", 0.8, difference=math.inf))
+    )
+    assert verdict.summary() == (
+        "same answers as fp32 on 2 check inputs (largest output difference 0.031); speed against fp32: "
+        "bf16 2.5× (same answers, outputs within 0.031), int8 2.0× (answers differ on 1 of 2, outputs within 0.29), "
+        "fp16 1.2× (same answers, outputs not finite)"
+    )
+
 def test_auto_measures_every_candidate_and_says_what_it_found(fp32):
     cls, folder, _, reference = fp32["distilbert-sst"]
     task = choose_precision(cls, folder, torch.device("cpu"), has_native_bf16=lambda device: True, remember=False)
