@@ -16,7 +16,8 @@ stack here keeps frames as (B, T, C) throughout and computes each layer as matri
   s·C), and each tap past the stride as a strided view; no window is copied.
 
 In float32 the result equals the convolutions' to float32 rounding (the tests compare with
-transformers); in bf16 it runs about 3.5× faster than the convolutions on an AMX CPU.
+transformers). On 10 s of audio (2 threads, an AMX CPU) the encoder takes 73 ms in bf16 where
+oneDNN's convolutions took 285, and 196 ms in float32 where they took 327.
 """
 
 from __future__ import annotations
