@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QMimeData, Qt, Slot
+from PySide6.QtCore import QMimeData, QSize, Qt, Slot
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -342,7 +342,27 @@ class VisionTab(BatchMixin, ImageExportMixin, TaskTab):
             self.run()
 
     def _run_options(self) -> dict[str, Any]:
-        return {**self.options_form.values(), **self.extra_options()}
+        """A camera frame's options, read per frame: while the inside view is open the frames
+        bring their internals too, so it follows the camera."""
+        options = {**self.options_form.values(), **self.extra_options()}
+        if self.explains():
+            options.setdefault("explain", self.inside_open())
+        return options
+
+    def inside_needs_run(self, result: Any) -> bool:
+        """Live, the camera's next frame brings the internals: nothing to run again."""
+        return not self.live.is_running() and super().inside_needs_run(result)
+
+    def inside_photo(self) -> tuple[QImage | None, QSize] | None:
+        """What the inside view draws over: live, the frame on screen at its own size; else the
+        current picture's preview and its full size (None before any picture has a result)."""
+        if self.live.is_running():
+            frame = self.view.image()
+            return (frame, frame.size()) if frame is not None else None
+        picture = self.current
+        if picture is None or picture.outcome is None:
+            return None
+        return picture.preview, picture.size
 
     # ----- live mode --------------------------------------------------------------------------
 

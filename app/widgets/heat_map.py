@@ -92,6 +92,10 @@ class HeatMapView(QWidget):
                              (photo.size() if photo is not None else QSize()))
         self.update()
 
+    def space(self) -> QSize:
+        """The size of the original the photo stands for."""
+        return self._space.toSize()
+
     def set_map(self, values: np.ndarray | None, region: QRectF = QRectF(), smooth: bool = False,
                 grid: tuple[int, int] = (0, 0)) -> None:
         """A (h, w) map over `region` (photo pixels); `smooth` blends its cells, `grid` draws

@@ -130,3 +130,28 @@ def test_the_overlay_follows_the_video_in_the_frames_own_pixels(qtbot, window):
     assert not tab.run_button.isEnabled()  # the camera feeds the model by itself
     tab.stop_live()
     assert not tab.is_live() and tab.live.button.text() == "Camera"
+
+
+@pytest.mark.parametrize("task, view", [("image-classification", "vit"), ("object-detection", None)])
+def test_the_inside_view_follows_the_camera_while_open(qtbot, window, task, view):
+    """Open, the camera's frames bring their internals and the view draws the newest over the
+    frame on screen; closed, frames keep nothing."""
+    tab = tab_of(qtbot, window, task)
+    tab.inside_panel.set_open(True)
+    frame = QImage(str(SAMPLES / "street.jpg")).scaled(240, 160)
+    frames = StillFrames(frame, count=None, interval_ms=20)
+    assert tab.start_live(frames)
+    qtbot.waitUntil(lambda: tab.live.pump.stats.done >= 3, timeout=WAIT_MS)
+    result = tab.last_outcome.result
+    assert result.internals  # a live frame's result, with the internals the view draws
+    inside = tab.inside if view is None else getattr(tab.inside, view)
+    if view == "vit":
+        assert tab.inside.currentWidget() is inside
+    else:
+        assert inside.head.count() > 1  # filled: the average and each head
+    assert inside.view.space() == frame.size()  # drawn over the frame itself
+    tab.inside_panel.set_open(False)
+    done = tab.live.pump.stats.done
+    qtbot.waitUntil(lambda: tab.live.pump.stats.done >= done + 2, timeout=WAIT_MS)
+    assert tab.last_outcome.result.internals == {}
+    tab.stop_live()
