@@ -84,7 +84,7 @@ def test_a_folder_is_not_an_input_file(task, tmp_path):
 def test_unbounded_and_folder_text_through_the_cli(cli):
     if Path("/dev/zero").exists():
         assert_refused(cli["/dev/zero"], "/dev/zero", "10 MB")
-    assert_refused(cli["folder"], "is a folder")
+    assert_refused(cli["folder"], "holds no text files")  # @folder names its text files: none there
     assert_refused(cli["stdin not UTF-8"], "the standard input is not UTF-8")
 
 
