@@ -15,6 +15,7 @@ shows its relief.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -66,9 +67,9 @@ class Scene:
     image_size: tuple[int, int]  # (width, height) of the photo
     focal: float
     spacing: int = 1
-    # (N, 2): each point's neighbour one grid step to the right and one down, -1 where there
-    # is none (see `grid_neighbours`); None for a cloud without a grid (or a thinned one)
-    neighbours: np.ndarray | None = None
+    # (N, 2): the (row, column) of the photo each point comes from, on a grid `spacing` apart;
+    # None for a cloud without one (its squares are then sized by distance alone)
+    pixels: np.ndarray | None = None
 
     @property
     def centre(self) -> np.ndarray:
@@ -76,13 +77,25 @@ class Scene:
         z = float(np.median(self.points[:, 2])) if len(self.points) else 1.0
         return np.array([0.0, 0.0, z], dtype=np.float64)
 
+    @functools.cached_property
+    def neighbours(self) -> np.ndarray | None:
+        """(N, 2): each point's neighbour one grid step right and one down (`grid_neighbours`)."""
+        return None if self.pixels is None else grid_neighbours(self.pixels, self.spacing)
+
     def thinned(self, most: int) -> Scene:
-        """Every n-th point, so that at most `most` remain (for drawing while the mouse drags)."""
+        """At most `most` points, for drawing while the mouse drags: every n-th row and column
+        of the grid (so the squares still find their neighbours), or every n-th point of a
+        cloud without one."""
         every = max(1, -(-len(self.points) // max(most, 1)))
         if every == 1:
             return self
-        return replace(self, points=self.points[::every], colours=self.colours[::every],
-                       spacing=self.spacing * int(math.ceil(math.sqrt(every))), neighbours=None)
+        factor = int(math.ceil(math.sqrt(every)))
+        if self.pixels is None:
+            return replace(self, points=self.points[::every], colours=self.colours[::every],
+                           spacing=self.spacing * factor)
+        keep = ((self.pixels // self.spacing) % factor == 0).all(axis=1)
+        return replace(self, points=self.points[keep], colours=self.colours[keep], pixels=self.pixels[keep],
+                       spacing=self.spacing * factor)
 
 
 def grid_neighbours(pixels: np.ndarray, step: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from app.depth_maps import (
     to_qimage,
 )
 from app.pictures import PREVIEW_SIDE
-from app.scene3d import Scene, grid_neighbours
+from app.scene3d import Scene
 from app.tabs.vision_common import VisionTab
 from app.widgets.depth_scene import DepthScene
 from app.widgets.depth_view import OVERLAY, SIDE_BY_SIDE, THREE_D, ColourBar, DepthView, LevelStrip
@@ -210,7 +210,7 @@ class DepthEstimationTab(VisionTab):
         step = step_for(height, width, SCENE_POINTS)
         cloud = result.point_cloud(field_of_view=degrees, step=step)
         self.scene_view.set_scene(Scene(cloud.points, cloud.colours, (width, height), focal_length(width, degrees),
-                                        spacing=step, neighbours=grid_neighbours(cloud.pixels, step)))
+                                        spacing=step, pixels=cloud.pixels))
         self._scene_key = key
 
     def _on_colour_map(self, name: str) -> None:

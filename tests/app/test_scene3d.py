@@ -147,14 +147,14 @@ def test_a_floor_seen_from_above_stays_closed(orbit):
     neighbours land, none."""
     scene, cloud = floor_scene()
     striped = render(scene, orbit, 160, 120)
-    closed = render(replace(scene, neighbours=grid_neighbours(cloud.pixels, 1)), orbit, 160, 120)
+    closed = render(replace(scene, pixels=cloud.pixels), orbit, 160, 120)
     assert _gaps_inside(striped) > 100
     assert _gaps_inside(closed) == 0
 
 
 def test_close_up_the_points_become_tiles_without_cracks():
     scene, cloud = wall_scene()
-    scene = replace(scene, neighbours=grid_neighbours(cloud.pixels, 1))
+    scene = replace(scene, pixels=cloud.pixels)
     image = render(scene, Orbit(zoom=8), WIDTH, HEIGHT)  # each photo pixel 8 view pixels wide
     assert image.shape == (HEIGHT, WIDTH, 3)
     assert _gaps_inside(image) == 0 and (image != np.array(BACKGROUND, np.uint8)).any(-1).all()
@@ -166,9 +166,22 @@ def test_a_neighbour_across_an_edge_does_not_widen_a_point():
     depth = np.full((20, 20), 4.0, np.float32)
     depth[:, :10] = 2.0
     cloud = back_project(depth, "metric", np.zeros((20, 20, 3), np.uint8))
-    scene = Scene(cloud.points, cloud.colours, (20, 20), focal_length(20), neighbours=grid_neighbours(cloud.pixels, 1))
+    scene = Scene(cloud.points, cloud.colours, (20, 20), focal_length(20), pixels=cloud.pixels)
     projection = project(scene, Orbit(yaw=30), 80, 80)
     widths = spreads(scene, projection)
-    plain = spreads(replace(scene, neighbours=None), projection)
+    plain = spreads(replace(scene, pixels=None), projection)
     edge = np.flatnonzero(cloud.pixels[projection.kept, 1] == 9)  # the near step's last column
     assert widths[edge].max() < 2 * plain[edge].max()
+
+
+def test_a_thinned_grid_stays_a_grid_and_a_slanted_floor_stays_closed():
+    """While the mouse drags, the cloud is thinned: every n-th row and column of its grid, so
+    the squares still reach their neighbours."""
+    scene, cloud = floor_scene()
+    scene = replace(scene, pixels=cloud.pixels)
+    thin = scene.thinned(len(cloud) // 4)
+    assert len(thin.points) <= len(cloud) // 4 and thin.spacing == 2
+    assert ((thin.pixels % 2) == 0).all()
+    found = (thin.neighbours >= 0).mean(axis=0)
+    assert found.min() > 0.9  # all but the last column and row have both
+    assert _gaps_inside(render(thin, Orbit(pitch=-60), 160, 120)) == 0
