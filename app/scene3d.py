@@ -167,7 +167,8 @@ def spreads(scene: Scene, projection: Projection) -> np.ndarray:
         ok = np.flatnonzero(row >= 0)
         near = np.abs(scene.points[other[ok], 2] - original[ok]) <= EDGE * scene.spacing * original[ok]
         ok, row = ok[near], row[ok[near]]
-        extent[ok] = np.maximum(np.abs(projection.x[row] - projection.x[ok]), np.abs(projection.y[row] - projection.y[ok]))
+        dx, dy = projection.x[row] - projection.x[ok], projection.y[row] - projection.y[ok]
+        extent[ok] = np.maximum(np.abs(dx), np.abs(dy))
     return np.maximum(spread, np.maximum(across, down))
 
 

@@ -42,8 +42,8 @@ Box = tuple[tuple[float, float, float, float], str, int]  # (x0, y0, x1, y1), ca
 
 def draw_boxes(picture: Image.Image, boxes: Sequence[Box]) -> Image.Image:
     """A copy of `picture` (RGB) with each (x0, y0, x1, y1) box outlined in its class's colour
-    and captioned above its top edge (inside it where the edge is the picture's). Lines and text scale with the picture, so a 4000-pixel photo's
-    captions read as a 640-pixel one's do."""
+    and captioned above its top edge (inside it where the edge is the picture's). Lines and
+    text scale with the picture, so a 4000-pixel photo's captions read as a 640-pixel one's do."""
     from PIL import ImageDraw, ImageFont
 
     drawn = picture.convert("RGB")  # a copy, even of an RGB picture

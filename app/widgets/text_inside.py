@@ -211,7 +211,8 @@ class LabelLogits(QTableWidget):
         scores = _scores(logits.astype(np.float64), function)
         self.clear()
         self.setColumnCount(3)
-        self.setHorizontalHeaderLabels(["Label", "Logit", {"softmax": "Softmax", "sigmoid": "Sigmoid"}.get(function, "Score")])
+        heading = {"softmax": "Softmax", "sigmoid": "Sigmoid"}.get(function, "Score")
+        self.setHorizontalHeaderLabels(["Label", "Logit", heading])
         self.setRowCount(len(order))
         accent = theme.accent(self)
         for row, index in enumerate(order.tolist()):
