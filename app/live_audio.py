@@ -46,6 +46,10 @@ class LiveLabels:
     history: list[dict[str, Any]] = field(default_factory=list)
     heard_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # every label's score in the newest window, in the model's label order (`label_names`),
+    # for the inside view's scores over time; None before the first window
+    scores: np.ndarray | None = None
+    label_names: tuple[str, ...] = ()
 
     def to_json(self) -> list[dict[str, Any]]:
         """The newest window's labels, shaped as the audio-classification pipeline gives them."""
@@ -143,7 +147,8 @@ class ClassificationSession:
         if result is None:  # not yet one frame of audio
             return LiveLabels([], [dict(h) for h in rolling.history], heard)
         self._classified_at = self.fed
-        return LiveLabels(result.to_json(), [dict(h) for h in rolling.history], heard)
+        return LiveLabels(result.to_json(), [dict(h) for h in rolling.history], heard,
+                          scores=rolling.last_scores, label_names=tuple(rolling.task.labels))
 
 
 class LiveFeeder(QObject):

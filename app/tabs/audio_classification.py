@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import numpy as np
+
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -19,6 +21,7 @@ from app.widgets.score_bars import ScoresPanel
 
 LIVE_WINDOW_S = 1.0
 HISTORY = 12
+LIVE_SCORES_KEPT = 40  # live windows in the inside view's scores over time: 10 s at a quarter second
 
 
 class AudioClassificationTab(AudioTab):
@@ -33,6 +36,8 @@ class AudioClassificationTab(AudioTab):
     run_verb = "Classifying"
 
     def build_result(self) -> QWidget:
+        self._live_times: list[tuple[float, float]] = []  # the microphone's windows, for the inside view
+        self._live_scores: list[np.ndarray] = []
         holder = ScoresPanel()
         self.summary, self.bars = holder.summary, holder.bars
         self.summary.setText("Run the model on a clip, or listen live, to see its labels.")
@@ -77,6 +82,9 @@ class AudioClassificationTab(AudioTab):
         return holder
 
     def show_inside(self, result: Any) -> None:
+        if isinstance(result, LiveLabels):
+            self._show_live_scores(result.label_names)
+            return
         internals = getattr(result, "internals", None) or {}
         if "window_scores" not in internals:
             return
@@ -95,11 +103,25 @@ class AudioClassificationTab(AudioTab):
         for widget in (self.layer_title, self.layer_note, self.layer_weights):
             widget.setVisible(weights is not None)
 
+    def _show_live_scores(self, labels: tuple[str, ...]) -> None:
+        """The microphone's recent windows as the scores over time: each column the last
+        second of sound when it was classified, newest on the right."""
+        if not self._live_scores:
+            return
+        self.over_time.set_scores(np.array(self._live_times), np.stack(self._live_scores), list(labels))
+        self.over_time_note.setText(
+            f"Live: each column is the last {LIVE_WINDOW_S:g} s of sound when it was classified (about every "
+            f"quarter second), the newest {len(self._live_scores)} windows, newest on the right. Each row a label, "
+            "each cell as strong as its score in that window."
+        )
+
     def make_session(self, rate: int) -> ClassificationSession:
         top_k = self.options_form.values().get("top_k") or 5
         return ClassificationSession(rate, window_s=LIVE_WINDOW_S, top_k=top_k, history_size=HISTORY)
 
     def live_started(self) -> None:
+        self._live_times.clear()
+        self._live_scores.clear()
         self.last_outcome = None
         self.clear_result()
         self.updates = 0
@@ -116,6 +138,12 @@ class AudioClassificationTab(AudioTab):
         if value.labels:
             self.updates += 1
             self._draw(value.labels)
+        if value.scores is not None and value.labels:
+            self._live_times.append((max(0.0, value.heard_s - LIVE_WINDOW_S), value.heard_s))
+            self._live_scores.append(value.scores)
+            del self._live_times[:-LIVE_SCORES_KEPT], self._live_scores[:-LIVE_SCORES_KEPT]
+            if self.inside_open():
+                self._show_live_scores(value.label_names)
         self.history.set_history([(h["label"], h["score"]) for h in value.history])
         self.live_info.setText(f"Window: the last {LIVE_WINDOW_S:g} s · {clock(value.heard_s)} heard")
 

@@ -88,8 +88,9 @@ class ScoresOverTime(QWidget):
                 painter.fillRect(QRectF(grid.left() + w * width + 0.5, y + 1, max(1.0, width - 1), height - 2), shade)
         painter.setPen(muted)
         if windows:
-            end = float(self.times[-1, 1])
-            painter.drawText(QRectF(grid.left(), grid.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignLeft, "0 s")
+            start, end = float(self.times[0, 0]), float(self.times[-1, 1])
+            first = "0 s" if start == 0 else f"{start:.1f} s"  # live, the oldest window kept
+            painter.drawText(QRectF(grid.left(), grid.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignLeft, first)
             painter.drawText(
                 QRectF(grid.right() - 80, grid.bottom() + 2, 80, 16), Qt.AlignmentFlag.AlignRight, f"{end:.1f} s"
             )

@@ -105,7 +105,7 @@ class AudioClassification(SpeechTask):
                 if hooks.on_progress is not None:
                     hooks.on_progress(round(min(times[-1][1], total), 2), round(total, 2) or None, "classifying")
         scores = torch.stack(rows)  # (windows, labels)
-        result = self._top(scores.mean(0), opts["top_k"])
+        result = self.top(scores.mean(0), opts["top_k"])
         windowed = WindowedLabels(
             result.labels, labels_order=list(self.labels), window_scores=scores.tolist(), window_times=times,
             warnings=warnings,
@@ -163,9 +163,14 @@ class AudioClassification(SpeechTask):
     def classify(self, samples: np.ndarray, top_k: int | None = 5) -> ScoredLabels:
         """The labels of one window of samples, as the pipeline gives them."""
         _check_top_k(top_k)
-        return self._top(apply_function(self.model(samples), self.activation), top_k)
+        return self.top(self.scores(samples), top_k)
 
-    def _top(self, scores: torch.Tensor, top_k: int | None) -> ScoredLabels:
+    def scores(self, samples: np.ndarray) -> torch.Tensor:
+        """(labels,) every label's score for one window of samples, in the labels' order."""
+        return apply_function(self.model(samples), self.activation)
+
+    def top(self, scores: torch.Tensor, top_k: int | None) -> ScoredLabels:
+        """The `top_k` best of (labels,) `scores` (all of them for None), best first."""
         k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
         best = scores.topk(k)
         return ScoredLabels(
@@ -297,6 +302,7 @@ class RollingClassifier:
         self._size = max(self.task.model.config.shortest_input, int(self.window_s * self.task.rate))
         self._buffer = np.zeros(0, dtype=np.float32)
         self.history = deque(maxlen=self.history_size)
+        self.last_scores: np.ndarray | None = None
 
     @property
     def ready(self) -> bool:
@@ -308,10 +314,14 @@ class RollingClassifier:
         self._buffer = np.concatenate([self._buffer, samples])[-self._size :]
 
     def classify(self) -> ScoredLabels | None:
-        """The labels of the current window, or None while it is shorter than one frame."""
+        """The labels of the current window, or None while it is shorter than one frame;
+        `last_scores` then holds every label's score, in the labels' order."""
         if not self.ready:
             return None
-        result = self.task.classify(self._buffer, self.top_k)
+        _check_top_k(self.top_k)
+        scores = self.task.scores(self._buffer)
+        self.last_scores = scores.float().cpu().numpy()
+        result = self.task.top(scores, self.top_k)
         if result.labels:
             self.history.append(result.labels[0])
         return result

@@ -401,6 +401,24 @@ def test_live_classification_follows_the_newest_window(qtbot, window, clips, ora
     assert np.allclose([score for _, score in tab.bars.rows()], [e["score"] for e in expected], atol=1e-6)
 
 
+
+def test_the_inside_view_follows_the_microphone(qtbot, window, clips, oracle):
+    """Open, the scores over time are the microphone's recent windows: every label's score in
+    each, as the engine gives them for that second of sound, newest on the right."""
+    tab = open_tab(qtbot, window, CLS)
+    tab.inside_panel.set_open(True)
+    updates = live(qtbot, tab, clips["speech"])
+    labelled = [u for u in updates if u.labels] + [tab.last_outcome.result]
+    view = tab.over_time
+    assert len(view.times) == min(len(labelled), 40) and view.labels == oracle.cls.labels
+    np.testing.assert_allclose(view.scores[-1], labelled[-1].scores)
+    assert view.times[-1].tolist() == pytest.approx([labelled[-1].heard_s - 1.0, labelled[-1].heard_s])
+    last_second = file_samples(clips["speech"])[-16_000:]
+    expected = oracle.cls.scores(last_second).numpy()
+    np.testing.assert_allclose(view.scores[-1], expected, atol=1e-6)
+    assert "Live" in tab.over_time_note.text()
+
+
 def test_live_classification_skips_windows_while_busy(qtbot, window, clips, oracle):
     tab = open_tab(qtbot, window, CLS)
     gate = threading.Event()
