@@ -36,6 +36,9 @@ class LiveText:
     committed: str
     partial: str
     heard_s: float
+    # the newest frames' best characters, as the speech task's inside view reads them
+    # (`LiveTranscriber.frames`); None in the updates sent while one call is still running
+    frames: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,18 @@ class TranscriptionSession:
             )
         live.feed(samples)
         self.fed += len(samples)
-        return LiveText(live.committed, live.partial, live.heard_seconds)
+        return LiveText(live.committed, live.partial, live.heard_seconds, frames=live.frames())
 
     def finish(self, samples: np.ndarray, task: Any, hooks: Any) -> Any:
+        """The last samples, then the final transcript, its `internals` the newest frames."""
         live = self._get(task)
         live.on_partial = None
         if len(samples):
             live.feed(samples)
             self.fed += len(samples)
-        return live.flush()
+        transcript = live.flush()
+        transcript.internals = live.frames()  # the inside view keeps showing the last frames
+        return transcript
 
 
 class ClassificationSession:

@@ -205,6 +205,8 @@ class AudioTab(BatchMixin, TaskTab):
         self.last_outcome, self.last_input = outcome, str(path)
         self.clear_result()
         self.show_result(outcome.result)
+        if self.inside_open():
+            self.show_inside(outcome.result)
         self._update_actions()
         self.status_changed.emit()
 
@@ -341,6 +343,8 @@ class AudioTab(BatchMixin, TaskTab):
         self.last_input = str(self.feeder.recording) if self.feeder and self.feeder.recording else None
         self.clear_result()
         self.show_result(outcome.result)
+        if self.inside_open():
+            self.show_inside(outcome.result)
         self._update_actions()
         self.status_changed.emit()
 

@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -149,10 +149,22 @@ class SpeechRecognitionTab(AudioTab):
         if "frame_top_ids" not in internals:
             self.frame_strip.set_frames(None)
             return
+        if "first_frame" in internals:  # the microphone's newest frames
+            self._show_live_frames(internals)
+            return
         same_file = self.last_input is not None and self.current_input() == self.last_input
         envelope = self.file_input.waveform.envelope() if same_file else None
         self.frame_strip.set_frames(FrameData.from_internals(internals), envelope)
         self.frame_info.setText(f"{self.frame_strip.frames()} frames · hover one to see its best characters")
+
+    def _show_live_frames(self, frames: dict[str, Any]) -> None:
+        """The newest frames of the microphone, scrolled to the newest."""
+        self.frame_strip.set_frames(FrameData.from_internals(frames))
+        count = self.frame_strip.frames()
+        self.frame_info.setText(f"Live: the newest {count} frames ({count * float(frames['frame_seconds']):.0f} s) · "
+                                "hover one to see its best characters")
+        bar = self.frame_scroll.horizontalScrollBar()
+        QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))  # once the strip's new width is laid out
 
     def _on_frame_hovered(self, frame: int) -> None:
         if frame >= 0:
@@ -180,6 +192,8 @@ class SpeechRecognitionTab(AudioTab):
     def show_live(self, value: LiveText) -> None:
         self.transcript.show_live(value.committed, value.partial)
         self.summary.setText(f"Listening · {clock(value.heard_s)} transcribed")
+        if value.frames is not None and self.inside_open():
+            self._show_live_frames(value.frames)
 
     def show_result(self, result: Any) -> None:
         chunks = result.chunks or []

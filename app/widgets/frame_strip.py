@@ -36,6 +36,7 @@ class FrameData:
     words: list[str]
     word_frames: np.ndarray  # (words, 2) [start, end)
     frame_s: float
+    first_frame: int = 0  # the first frame's index in the recording (live: the newest frames only)
 
     @classmethod
     def from_internals(cls, internals: dict[str, np.ndarray]) -> FrameData:
@@ -49,6 +50,7 @@ class FrameData:
             internals["words"].tolist(),
             internals["word_frames"].reshape(-1, 2),
             float(internals["frame_seconds"]),
+            int(internals.get("first_frame", 0)),
         )
 
     def shown(self, token_id: int) -> str:
@@ -215,9 +217,13 @@ class FrameStrip(QWidget):
         row = self._row("time")
         painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
         per_second = max(1, round(1 / data.frame_s))
-        for i in range(first - first % per_second, last, per_second):
+        start = first - (first + data.first_frame) % per_second  # ticks on the recording's whole seconds
+        for i in range(start, last, per_second):
+            if i < 0:
+                continue
             painter.drawLine(QPointF(i * CELL, row.top()), QPointF(i * CELL, row.top() + 4))
-            painter.drawText(QRectF(i * CELL + 2, row.top(), 60, row.height()), Qt.AlignmentFlag.AlignLeft, f"{i * data.frame_s:.0f} s")
+            label = f"{(i + data.first_frame) * data.frame_s:.0f} s"
+            painter.drawText(QRectF(i * CELL + 2, row.top(), 60, row.height()), Qt.AlignmentFlag.AlignLeft, label)
 
     def describe_frame(self, frame: int) -> str:
         """A frame's time and best characters with their probabilities, for a caption."""
@@ -228,4 +234,5 @@ class FrameStrip(QWidget):
             f"{'blank' if int(t) == data.blank_id else data.shown(int(t))} {100 * float(p):.0f} %"
             for t, p in zip(data.top_ids[frame], data.top_probs[frame])
         )
-        return f"frame {frame + 1} at {frame * data.frame_s:.2f} s: {best}"
+        index = frame + data.first_frame
+        return f"frame {index + 1} at {index * data.frame_s:.2f} s: {best}"

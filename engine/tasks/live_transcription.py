@@ -26,7 +26,8 @@ import numpy as np
 
 from engine import audio
 from engine.errors import InputError
-from engine.tasks.speech_common import Chunk, StridedChunker, chunk_ids, chunk_sizes
+from engine.tasks.speech_common import Chunk, StridedChunker, best_ids, chunk_logits, chunk_sizes
+from engine.tasks.speech_inside import TOP, FrameTops, frame_tops
 from engine.tasks.speech_recognition import FrameIds, SpeechRecognition, Transcript
 
 #: `on_partial(committed, partial)`: the whole committed text and the provisional tail.
@@ -36,6 +37,9 @@ PartialFn = Callable[[str, str], None]
 # 5 s (a step and the right context); in between, provisional decodes show it at once
 LIVE_CHUNK_S = 6.0
 LIVE_STRIDE_S = 1.0
+
+#: The newest frames `frames()` describes for the inside view: 10 s of 20 ms frames.
+SHOWN_FRAMES = 500
 
 
 class LiveTranscriber:
@@ -78,6 +82,11 @@ class LiveTranscriber:
         self._final = FrameIds()
         self._final_frames = 0
         self._provisional = np.zeros(0, dtype=np.int32)  # ids of the frames after the final ones
+        # each frame's best ids and probabilities, for the inside view: the newest final frames'
+        # (up to SHOWN_FRAMES of them) and the provisional ones', row for row with `_provisional`
+        width = min(TOP, int(getattr(self.model.config, "vocab_size", 0) or TOP))
+        self._final_tops = _no_tops(width)
+        self._provisional_tops = _no_tops(width)
         self._cut = 0  # frames whose text is committed
         self.on_partial = on_partial
         self.committed = ""
@@ -136,10 +145,28 @@ class LiveTranscriber:
     # ---- internals ----------------------------------------------------------------------
 
     def _add_final(self, chunk: Chunk) -> None:
-        ids = chunk_ids(self.model, chunk)
+        logits = chunk_logits(self.model, chunk)
+        if logits is None:  # a sliver at the end, too short for a frame
+            return
+        ids = best_ids(logits)
         self._final.add(ids)
         self._final_frames += len(ids)
         self._provisional = self._provisional[len(ids) :]  # those frames are final now
+        self._final_tops = _last(_joined(self._final_tops, frame_tops(logits)), SHOWN_FRAMES)
+        self._provisional_tops = _from(self._provisional_tops, len(ids))
+
+    def frames(self) -> dict[str, np.ndarray]:
+        """The newest frames (up to `SHOWN_FRAMES`, final and provisional) as the speech task's
+        inside view reads them (`FrameTops.internals`), with `first_frame`, the index of the
+        first of them since the audio began."""
+        top_ids, top_probs = _last(_joined(self._final_tops, self._provisional_tops), SHOWN_FRAMES)
+        total = self._final_frames + len(self._provisional)
+        first = total - len(top_ids)
+        ids = np.concatenate([self._final.all(), self._provisional])[first:]
+        tops = FrameTops()
+        tops.ids, tops.probabilities = [top_ids], [top_probs]
+        frame_s = self.model.config.samples_per_frame / self.task.rate
+        return {**tops.internals(self.vocabulary, ids, frame_s), "first_frame": np.array(first, dtype=np.int64)}
 
     def _commit(self) -> bool:
         """Commit the final frames up to the last finished word, if that text is certain."""
@@ -195,7 +222,9 @@ class LiveTranscriber:
         window = pending[window_start - start :]
         if len(window) < self.model.config.shortest_input:
             return
-        ids = self.model(window).argmax(-1).cpu().numpy().astype(np.int32)
+        logits = self.model(window)
+        ids = best_ids(logits)
+        tops = frame_tops(logits)
         self.partial_decodes += 1
         first_frame = window_start // step
         trusted = first_frame + (self._context_frames if window_start > 0 else 0)
@@ -203,9 +232,35 @@ class LiveTranscriber:
         offset = keep_from - self._final_frames
         # frames the window no longer reaches (after a backlog) stay as last decoded, or blank
         older = self._provisional[:offset]
-        gap = np.full(offset - len(older), self.vocabulary.blank_id or 0, dtype=np.int32)
+        blank = self.vocabulary.blank_id or 0
+        gap = np.full(offset - len(older), blank, dtype=np.int32)
         self._provisional = np.concatenate([older, gap, ids[keep_from - first_frame :]])
+        width = tops[0].shape[1]
+        gap_tops = (np.full((len(gap), width), blank, dtype=np.int32), np.zeros((len(gap), width), dtype=np.float32))
+        older_tops = (self._provisional_tops[0][:offset], self._provisional_tops[1][:offset])
+        self._provisional_tops = _joined(_joined(older_tops, gap_tops), _from(tops, keep_from - first_frame))
 
     def _emit(self) -> None:
         if self.on_partial is not None:
             self.on_partial(self.committed, self.partial)
+
+
+# ---- frames' best ids and probabilities, (frames, k) each, for the inside view -------------
+
+Tops = tuple[np.ndarray, np.ndarray]
+
+
+def _no_tops(width: int) -> Tops:
+    return np.zeros((0, width), dtype=np.int32), np.zeros((0, width), dtype=np.float32)
+
+
+def _joined(first: Tops, then: Tops) -> Tops:
+    return np.concatenate([first[0], then[0]]), np.concatenate([first[1], then[1]])
+
+
+def _last(tops: Tops, count: int) -> Tops:
+    return tops[0][-count:], tops[1][-count:]
+
+
+def _from(tops: Tops, start: int) -> Tops:
+    return tops[0][start:], tops[1][start:]

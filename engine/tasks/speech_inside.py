@@ -18,6 +18,13 @@ from engine.ctc import CTCVocabulary
 TOP = 3
 
 
+def frame_tops(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, TOP) best ids (int32) and their probabilities (float32) of (frames, vocabulary)
+    logits."""
+    best = logits.float().softmax(-1).topk(min(TOP, logits.shape[-1]), dim=-1)
+    return best.indices.cpu().numpy().astype(np.int32), best.values.cpu().numpy()
+
+
 class FrameTops:
     """Each frame's `TOP` best ids and probabilities, collected window by window."""
 
@@ -27,9 +34,9 @@ class FrameTops:
 
     def add(self, logits: torch.Tensor) -> None:
         """Take the (frames, vocabulary) logits of consecutive frames."""
-        best = logits.float().softmax(-1).topk(min(TOP, logits.shape[-1]), dim=-1)
-        self.ids.append(best.indices.cpu().numpy().astype(np.int32))
-        self.probabilities.append(best.values.cpu().numpy())
+        ids, probabilities = frame_tops(logits)
+        self.ids.append(ids)
+        self.probabilities.append(probabilities)
 
     def internals(self, vocabulary: CTCVocabulary, ids: np.ndarray, frame_s: float) -> dict[str, np.ndarray]:
         """The arrays the view reads: `frame_top_ids` and `frame_top_probs` (frames, TOP), the

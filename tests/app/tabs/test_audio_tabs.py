@@ -224,6 +224,30 @@ def test_live_text_ends_as_the_whole_file_transcript(qtbot, window, clips, oracl
     assert tab.export_transcript(tmp_path / "live.srt")
 
 
+
+def test_the_frame_strip_follows_the_microphone(qtbot, window, clips, oracle):
+    """Open, the inside view shows the newest frames while the recording plays, scrolled to
+    them, and keeps the last ones (the file's own, after the flush) when it ends."""
+    tab = open_tab(qtbot, window, ASR)
+    tab.inside_panel.set_open(True)
+    strips: list[tuple[int, int]] = []
+    tab.set_audio_backend(FileBackend([clips["speech"]], speed=SPEED))
+    tab.set_mode("live")
+    assert tab.start_live()
+    tab.feeder.updated.connect(
+        lambda u: strips.append((tab.frame_strip.frames(), tab.frame_strip.data.first_frame)) if u.frames else None
+    )
+    qtbot.waitUntil(lambda: tab.feeder.done, timeout=WAIT_MS)
+    assert len(strips) >= 3 and strips[-1][0] > strips[0][0]  # the strip grew with the sound
+    data = tab.frame_strip.data
+    whole = oracle.asr.run(clips["speech"], chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S,
+                           explain=True).internals
+    shown = len(data.top_ids)
+    assert data.first_frame == len(whole["frame_top_ids"]) - shown > 0  # 14 s: only the newest 10 s
+    np.testing.assert_array_equal(data.top_ids, whole["frame_top_ids"][-shown:])
+    assert "Live" in tab.frame_info.text()
+    assert tab.frame_strip.describe_frame(0).startswith(f"frame {data.first_frame + 1} at ")
+
 def test_live_shows_the_partial_tail_lighter(qtbot, window, clips):
     tab = open_tab(qtbot, window, ASR)
     shown: list[tuple[str, str, str]] = []

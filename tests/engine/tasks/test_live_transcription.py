@@ -144,3 +144,30 @@ def test_provisional_decodes_read_only_the_newest_seconds(task):
     assert len(partials) == transcriber.partial_decodes == 32  # one every 0.5 s
     assert max(partials) == partials[-1] == 2 * 16_000  # never more than the newest 2 s
     assert transcriber.partial
+
+
+def test_frames_describe_the_newest_final_and_provisional_frames(task, tmp_path):
+    """While the audio arrives, `frames()` holds the newest frames' best characters (final and
+    provisional) as the file task's inside view holds a recording's; after the flush its frames
+    are the file's, probabilities included."""
+    from engine.tasks.live_transcription import SHOWN_FRAMES
+
+    samples = speech_like(12.0, seed=8)
+    transcriber = LiveTranscriber(task)
+    _feed(transcriber, samples, 1_600)
+    during = transcriber.frames()
+    total = transcriber._final_frames + len(transcriber._provisional)
+    assert int(during["first_frame"]) + len(during["frame_top_ids"]) == total
+    assert len(during["frame_top_ids"]) == min(total, SHOWN_FRAMES)
+    top = during["frame_top_ids"][:, 0]
+    assert len(during["chars"]) and all(  # each kept character is its frames' best
+        {during["vocabulary"][i].replace("|", " ") for i in top[a:b]} == {c}
+        for c, (a, b) in zip(during["chars"], during["char_frames"])
+    )
+    transcriber.flush()
+    after = transcriber.frames()
+    whole = task.run(samples, chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S, explain=True).internals
+    shown = len(after["frame_top_ids"])
+    assert int(after["first_frame"]) == len(whole["frame_top_ids"]) - shown
+    np.testing.assert_array_equal(after["frame_top_ids"], whole["frame_top_ids"][-shown:])
+    np.testing.assert_allclose(after["frame_top_probs"], whole["frame_top_probs"][-shown:], atol=1e-6)
