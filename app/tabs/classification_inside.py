@@ -98,6 +98,7 @@ class ConvNextInside(QWidget):
         self.stages.setSpacing(10)
         self._maps = np.zeros((0, 0, 0), dtype=np.float32)
         self._logits = np.zeros(0, dtype=np.float32)
+        self._biases = np.zeros(0, dtype=np.float32)
         self._region = QRectF()
 
         lay_out(self, [("Class", self.label)], self.view,
@@ -107,6 +108,7 @@ class ConvNextInside(QWidget):
         inside = result.internals
         self._maps, self._region = inside["cam"], _region(inside)
         self._logits = inside["logits"][inside["cam_classes"]]
+        self._biases = inside.get("cam_bias", np.zeros(len(self._logits), dtype=np.float32))
         refill(self.label, [entry["label"] for entry in result.labels], 0)
         self.view.set_photo(photo, space)
         while self.stages.count():
@@ -135,13 +137,19 @@ class ConvNextInside(QWidget):
             return
         values = self._maps[index]
         self.view.set_map(values, self._region, smooth=True)
+        mean, bias, logit = float(values.mean()), float(self._biases[index]), float(self._logits[index])
+        if abs(mean + bias - logit) <= 1e-3 * max(1.0, abs(logit)):
+            adds_up = (f"Its mean, {mean:.2f}, plus the classifier's bias, {bias:.2f}, is the logit, {logit:.2f}: "
+                       "the map is exact for the linear part of the head, the LayerNorm's statistics taken as fixed.")
+        else:  # bf16 or int8: the run rounded the head's arithmetic, the map is worked out in float32
+            adds_up = (f"Its mean, {mean:.2f}, plus the classifier's bias, {bias:.2f}, comes to {mean + bias:.2f}, "
+                       f"near the logit, {logit:.2f}: the model ran in a lower precision that rounded the head's "
+                       "arithmetic, while the map is worked out in float32.")
         self.about.setText(
             f"Class activation map of “{self.label.currentText()}” on the last stage's "
             f"{values.shape[0]}×{values.shape[1]} grid: each position's features, normalised with "
             "the pooled vector's mean and variance (the final LayerNorm's statistics), dotted with "
-            f"the class's weights. Its mean, {float(values.mean()):.2f}, is the logit "
-            f"({float(self._logits[index]):.2f}) less the classifier's bias: the map is exact for "
-            "the linear part of the head, the LayerNorm's statistics taken as fixed."
+            f"the class's weights. {adds_up}"
         )
 
 

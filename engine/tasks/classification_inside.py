@@ -70,7 +70,7 @@ class ViTInside(Inside):
 
 class ConvNextInside(Inside):
     """Keeps "cam" (k, h, w) for the k classes of the result, best first ("cam_classes" their
-    ids), "features" (C, h, w) float16, the last stage's map the maps come from, and
+    ids, "cam_bias" the classifier's bias for each), "features" (C, h, w) float16, the last stage's map the maps come from, and
     "stage_1"… (h_s, w_s): each stage's output averaged over its channels."""
 
     def __init__(self, model: ConvNextForImageClassification) -> None:
@@ -88,6 +88,10 @@ class ConvNextInside(Inside):
         maps = self.model.class_activation_maps(features.float(), classes)[0]  # (k, h, w)
         kept["cam"] = maps.cpu().numpy()
         kept["cam_classes"] = np.array(top, dtype=np.int64)
+        bias = self.model.classifier.bias
+        if callable(bias):  # int8: a dynamically quantised layer hands out its bias by a call
+            bias = bias()
+        kept["cam_bias"] = np.zeros(len(top), np.float32) if bias is None else bias[classes].float().cpu().numpy()
         kept["features"] = features[0].to(torch.float16).cpu().numpy()
         for index, tap in enumerate(self.taps, start=1):
             kept[f"stage_{index}"] = records[tap].cpu().numpy()

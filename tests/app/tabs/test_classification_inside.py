@@ -69,4 +69,28 @@ def test_convnext_view_shows_the_chosen_class_map_and_the_stages(qtbot, window, 
     view.label.setCurrentIndex(2)
     np.testing.assert_allclose(view.view.values(), inside["cam"][2])
     assert labels[2] in view.about.text()
+    mean, bias = float(inside["cam"][2].mean()), float(inside["cam_bias"][2])
+    logit = float(inside["logits"][inside["cam_classes"][2]])
+    assert f"{mean:.2f}, plus the classifier's bias, {bias:.2f}, is the logit, {logit:.2f}" in view.about.text()
     assert view.stages.count() == 4 + 1  # four stage maps and the stretch after them
+
+
+def test_the_class_map_says_when_a_lower_precision_moved_the_logit(qtbot):
+    """In bf16 or int8 the run's logit and the float32 map's mean plus bias differ a little: the
+    view says so instead of claiming they are equal."""
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QSize
+
+    from app.tabs.classification_inside import ConvNextInside
+
+    view = ConvNextInside()
+    qtbot.addWidget(view)
+    maps = np.full((1, 2, 2), 1.5, dtype=np.float32)
+    internals = {"cam": maps, "cam_classes": np.array([3]), "cam_bias": np.array([0.25], np.float32),
+                 "logits": np.array([0, 0, 0, 1.80], np.float32), "map_region": np.array([0, 0, 4, 4], np.float32)}
+    view.show_result(SimpleNamespace(internals=internals, labels=[{"label": "cat", "score": 0.9}]), None, QSize(4, 4))
+    assert "comes to 1.75, near the logit, 1.80" in view.about.text()
+    internals["logits"][3] = 1.75
+    view.show_result(SimpleNamespace(internals=internals, labels=[{"label": "cat", "score": 0.9}]), None, QSize(4, 4))
+    assert "is the logit, 1.75" in view.about.text()

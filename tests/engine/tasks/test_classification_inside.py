@@ -104,6 +104,7 @@ def test_convnext_maps_come_from_transformers_features(convnext, photo):
     bias = reference.classifier.bias[inside["cam_classes"]].detach().numpy()
     logits = out.logits[0, inside["cam_classes"]].numpy()
     np.testing.assert_allclose(inside["cam"].mean((-2, -1)), logits - bias, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(inside["cam_bias"], bias)
     for stage, hidden in enumerate(out.hidden_states[1:], start=1):  # [0] is the stem's output
         np.testing.assert_allclose(inside[f"stage_{stage}"], hidden[0].mean(0).numpy(), rtol=0, atol=1e-5)
     # 80 px short side -> 73, crop 64: the crop's window, back in the photo's pixels
