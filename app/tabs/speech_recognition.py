@@ -159,7 +159,7 @@ class SpeechRecognitionTab(AudioTab):
 
     def _show_live_frames(self, frames: dict[str, Any]) -> None:
         """The newest frames of the microphone, scrolled to the newest."""
-        self.frame_strip.set_frames(FrameData.from_internals(frames))
+        self.frame_strip.set_frames(FrameData.from_internals(frames), frames.get("frame_peaks"))
         count = self.frame_strip.frames()
         self.frame_info.setText(f"Live: the newest {count} frames ({count * float(frames['frame_seconds']):.0f} s) · "
                                 "hover one to see its best characters")

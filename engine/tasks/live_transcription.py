@@ -87,6 +87,7 @@ class LiveTranscriber:
         width = min(TOP, int(getattr(self.model.config, "vocab_size", 0) or TOP))
         self._final_tops = _no_tops(width)
         self._provisional_tops = _no_tops(width)
+        self._peaks = _Peaks(step)  # the sound's loudest sample in each frame, for the same view
         self._cut = 0  # frames whose text is committed
         self.on_partial = on_partial
         self.committed = ""
@@ -113,6 +114,7 @@ class LiveTranscriber:
         if not np.isfinite(samples).all():
             raise InputError("the audio contains samples that are not numbers (NaN or infinity)")
         samples = self._resampler.push(samples)
+        self._peaks.push(samples)
         finished = self._chunker.push(samples)
         for chunk in finished:
             self._add_final(chunk)
@@ -132,7 +134,9 @@ class LiveTranscriber:
         if self._closed:
             raise RuntimeError("flush() was already called")
         self._closed = True
-        for chunk in self._chunker.push(self._resampler.finish()) + self._chunker.finish():
+        rest = self._resampler.finish()
+        self._peaks.push(rest)
+        for chunk in self._chunker.push(rest) + self._chunker.finish():
             self._add_final(chunk)
         ids = self._final.all()
         result = self.task.transcript(ids, "word", self.heard_seconds)
@@ -158,7 +162,7 @@ class LiveTranscriber:
     def frames(self) -> dict[str, np.ndarray]:
         """The newest frames (up to `SHOWN_FRAMES`, final and provisional) as the speech task's
         inside view reads them (`FrameTops.internals`), with `first_frame`, the index of the
-        first of them since the audio began."""
+        first of them since the audio began, and `frame_peaks`, each one's loudest sample."""
         top_ids, top_probs = _last(_joined(self._final_tops, self._provisional_tops), SHOWN_FRAMES)
         total = self._final_frames + len(self._provisional)
         first = total - len(top_ids)
@@ -166,7 +170,9 @@ class LiveTranscriber:
         tops = FrameTops()
         tops.ids, tops.probabilities = [top_ids], [top_probs]
         frame_s = self.model.config.samples_per_frame / self.task.rate
-        return {**tops.internals(self.vocabulary, ids, frame_s), "first_frame": np.array(first, dtype=np.int64)}
+        peaks = self._peaks.between(first, first + len(top_ids))
+        internals = tops.internals(self.vocabulary, ids, frame_s)
+        return {**internals, "first_frame": np.array(first, dtype=np.int64), "frame_peaks": peaks}
 
     def _commit(self) -> bool:
         """Commit the final frames up to the last finished word, if that text is certain."""
@@ -264,3 +270,31 @@ def _last(tops: Tops, count: int) -> Tops:
 
 def _from(tops: Tops, start: int) -> Tops:
     return tops[0][start:], tops[1][start:]
+
+
+class _Peaks:
+    """The largest absolute sample of every `step` samples of a stream (one per model frame)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self._done: list[np.ndarray] = []
+        self._count = 0
+        self._rest = np.zeros(0, dtype=np.float32)
+
+    def push(self, samples: np.ndarray) -> None:
+        joined = np.concatenate([self._rest, np.abs(samples.astype(np.float32, copy=False))])
+        whole = len(joined) // self.step * self.step
+        if whole:
+            self._done.append(joined[:whole].reshape(-1, self.step).max(axis=1))
+            self._count += whole // self.step
+        self._rest = joined[whole:]
+
+    def between(self, start: int, end: int) -> np.ndarray:
+        """Frames [start, end), zeros where the sound has not reached yet."""
+        if len(self._done) > 1:
+            self._done = [np.concatenate(self._done)]
+        every = self._done[0] if self._done else np.zeros(0, dtype=np.float32)
+        out = np.zeros(max(0, end - start), dtype=np.float32)
+        part = every[start:end]
+        out[: len(part)] = part
+        return out

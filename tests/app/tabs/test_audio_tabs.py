@@ -246,6 +246,7 @@ def test_the_frame_strip_follows_the_microphone(qtbot, window, clips, oracle):
     assert data.first_frame == len(whole["frame_top_ids"]) - shown > 0  # 14 s: only the newest 10 s
     np.testing.assert_array_equal(data.top_ids, whole["frame_top_ids"][-shown:])
     assert "Live" in tab.frame_info.text()
+    assert len(tab.frame_strip.envelope) == shown and tab.frame_strip.envelope.max() == 1  # the sound row
     assert tab.frame_strip.describe_frame(0).startswith(f"frame {data.first_frame + 1} at ")
 
 def test_live_shows_the_partial_tail_lighter(qtbot, window, clips):

@@ -164,6 +164,10 @@ def test_frames_describe_the_newest_final_and_provisional_frames(task, tmp_path)
         {during["vocabulary"][i].replace("|", " ") for i in top[a:b]} == {c}
         for c, (a, b) in zip(during["chars"], during["char_frames"])
     )
+    first = int(during["first_frame"])
+    loudest = np.abs(samples[: len(samples) // 320 * 320]).reshape(-1, 320).max(axis=1)
+    shown = loudest[first : first + len(top)]
+    np.testing.assert_array_equal(during["frame_peaks"][: len(shown)], shown)  # the sound under each frame
     transcriber.flush()
     after = transcriber.frames()
     whole = task.run(samples, chunk_length_s=LIVE_CHUNK_S, stride_length_s=LIVE_STRIDE_S, explain=True).internals
