@@ -178,21 +178,28 @@ class Engine(Side):
 
 
 class Explained(Engine):
-    """The engine keeping each step's cross-attention, as the translation and summarisation
-    tabs ask for it (`explain`)."""
+    """The engine keeping each step's attention, as the generation tabs ask for it (`explain`):
+    the cross-attention of T5 and BART, GPT-2's self-attention."""
 
     def generate(self) -> list[int]:
         from engine import probe
+        from engine.generation.settings import resolve
         from engine.tasks.generation_common import _mean_over_heads
+        from engine.tasks.text_generation import _last_query
 
-        self.layers = self.model.cross_attention_names()
-        with probe.watching(self.model, _mean_over_heads, attention=self.layers) as self.probe:
+        if self.case.kind == "gpt2":
+            self.layers = self.model.attention_names()
+            positions = resolve([{**self.case.settings, "eos_token_id": self.eos}], prompt_length=len(self.prompt))
+            keep = _last_query(positions.max_length)
+        else:
+            self.layers, keep = self.model.cross_attention_names(), _mean_over_heads
+        with probe.watching(self.model, keep, attention=self.layers) as self.probe:
             return super().generate()
 
     def watcher(self) -> Any:
-        from engine.tasks.generation_common import _step_attention
+        from engine.tasks.generation_common import step_attention
 
-        return _step_attention(self.probe, self.layers)
+        return step_attention(self.probe, self.layers)
 
 
 class Transformers(Side):
@@ -260,8 +267,8 @@ def memory(side: str, case: Case) -> dict[str, float]:
 
 def timings(case: Case, runs: int, explain: bool = False) -> dict[str, dict[str, float]]:
     """Median seconds per generation and to the first token, the sides taking turns (with
-    `explain`, a third: the engine keeping the cross-attention)."""
-    makers = {**SIDES, "explained": Explained} if explain and case.kind != "gpt2" else SIDES
+    `explain`, a third: the engine keeping each step's attention)."""
+    makers = {**SIDES, "explained": Explained} if explain else SIDES
     sides = {name: make(case) for name, make in makers.items()}
     outputs = {name: side.run() for name, side in sides.items()}  # also the warm-up
     same = sum(a == b for a, b in zip(outputs["engine"], outputs["transformers"]))
@@ -322,7 +329,7 @@ def main() -> None:
             _row("  seconds per generation", ours["seconds"], theirs["seconds"], f"<= {case.bound}x")
         _row("  time to first token (ms)", ours["first_s"] * 1000, theirs["first_s"] * 1000)
         if "explained" in measured:
-            print(f"{'  with cross-attention kept: seconds, ratio to engine':48} {measured['explained']['seconds']:10.2f} "
+            print(f"{'  with attention kept (explain): seconds, ratio':48} {measured['explained']['seconds']:10.2f} "
                   f"{'':13} {measured['explained']['seconds'] / ours['seconds']:6.2f}x")
         if not args.no_memory:
             peaks = {side: memory(side, case) for side in SIDES}

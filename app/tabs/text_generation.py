@@ -1,20 +1,42 @@
-"""Text generation: a prompt, and the model's continuation streaming in after it."""
+"""Text generation: a prompt, and the model's continuation streaming in after it; hovering a
+token (or Inside the model) shows which earlier tokens its step attended to."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.tabs.generation_common import GenerationTab
+import numpy as np
+
+from app.tabs.generation_attention import AttendingTab
 
 SAMPLE = "The museum opened a new room for old calculating machines, and on the first morning"
 
 
-class TextGenerationTab(GenerationTab):
+class TextGenerationTab(AttendingTab):
     task = "text-generation"
     title = "Text generation"
     blurb = "Give the start of a text; the model continues it one token at a time."
     sample = SAMPLE
     output_name = "continuation"
+    inside_title = "Inside the model: which earlier tokens each new token looked at"
+    grid_note = (
+        "Each row is a generated token, each column a token before it: the prompt's pieces, then "
+        "the tokens written so far (in grey). Darker cells got more of the attention of the step "
+        "that wrote the row's token; a step sees only what came before it, so the grid is a "
+        "staircase. Hover a row."
+    )
+
+    def attention_of(self, sequence: Any) -> np.ndarray | None:
+        return getattr(sequence, "self_attention", None)
+
+    def columns(self) -> list[tuple[str, bool]]:
+        """The prompt's pieces, then the shown sequence's tokens but its last (no step looks at
+        the token it writes)."""
+        written = [(label, False) for label in self.output_labels()]
+        weights = self.weights()
+        width = 0 if weights is None else weights.shape[1]
+        labels = self.input_pieces() + written
+        return (labels + [("?", False)] * width)[:width]
 
     def build_input(self) -> Any:
         holder = super().build_input()
@@ -46,5 +68,7 @@ class TextGenerationTab(GenerationTab):
             "narrowing the draw; <i>beam search</i> keeps the best few sequences at once. The keys "
             "and values of every token already read are kept in a cache, so each step reads only the "
             "new token. The colour behind each generated token shows how unsure the model was: hover "
-            "one to see the other tokens it weighed.</p>"
+            "one to see the other tokens it weighed, and which earlier words its self-attention "
+            "weighed most (averaged over heads and layers). <i>Inside the model</i> shows that for "
+            "every generated token at once.</p>"
         )

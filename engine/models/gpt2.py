@@ -18,7 +18,7 @@ from engine.checkpoint import StateDict, drop_keys, match_prefix
 from engine.config import from_dict
 from engine.errors import CheckpointError, InputError
 from engine.generation.cache import KVCache
-from engine.models.common import activation
+from engine.models.common import activation, attend
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -70,7 +70,7 @@ class Attention(nn.Module):
             k, v = cache.update(self.layer, k, v)
         if self.upcast:
             q, k, v = q.float(), k.float(), v.float()
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale).to(x.dtype)
+        out = attend(self, q, k, v, mask, self.scale).to(x.dtype)
         # (batch, heads, seq, head_dim) -> (batch, seq, dim)
         return self.c_proj(out.transpose(1, 2).reshape(batch, seq, dim))
 
@@ -159,6 +159,10 @@ class GPT2LMHeadModel(nn.Module):
         if self.config.tie_word_embeddings:
             return F.linear(hidden, self.transformer.wte.weight)
         return self.lm_head(hidden)  # called, not read: int8 replaces the module
+
+    def attention_names(self) -> list[str]:
+        """The blocks' self-attention modules, first layer first (for a probe)."""
+        return [f"transformer.h.{i}.attn" for i in range(len(self.transformer.h))]
 
     def make_cache(self, rows: int, capacity: int) -> KVCache:
         """An empty cache for `rows` sequences of up to `capacity` tokens."""

@@ -82,20 +82,24 @@ class GeneratedToken(TokenChoice):
 @dataclass
 class GeneratedSequence:
     """One output: its text, its tokens, (beam search) the score that ranked it, and when the
-    run was asked to explain, an encoder-decoder's cross-attention: for each token, each
-    decoder layer's weights over the source pieces, averaged over heads, (tokens, layers,
-    source) float32."""
+    run was asked to explain, what each step attended to, averaged over heads, float32: an
+    encoder-decoder's cross-attention, each decoder layer's weights over the source pieces
+    (tokens, layers, source); a decoder-only model's self-attention, each layer's weights over
+    the positions before the token (the prompt's, then the tokens written before it), (tokens,
+    layers, positions), zero past a token's own."""
 
     text: str
     tokens: list[GeneratedToken]
     score: float | None = None
     cross_attention: np.ndarray | None = None
+    self_attention: np.ndarray | None = None
 
 
 @dataclass
 class SourcePiece:
-    """A piece of an encoder-decoder's input: its text and, for pieces of the user's text, its
-    characters there (`start`, `end`); None for the task prefix and special tokens."""
+    """A piece of an encoder-decoder's input (or of a prompt): its text and, for pieces of the
+    user's text, its characters there (`start`, `end`); None for a task prefix and special
+    tokens."""
 
     text: str
     start: int | None
@@ -110,7 +114,7 @@ class Generation(Result):
     sequences: list[GeneratedSequence]
     prompt_tokens: int  # tokens the model read: the prompt, or the encoder's input
     settings: GenerationSettings
-    source: list[SourcePiece] = field(default_factory=list)  # an explained encoder-decoder's input pieces
+    source: list[SourcePiece] = field(default_factory=list)  # an explained run's input (or prompt) pieces
 
     output_key: ClassVar[str] = "generated_text"
 
@@ -292,7 +296,7 @@ class Seq2SeqTask(GenerationTask):
             decoder = search.CachedDecoder(
                 lambda tokens, cache: model.decode(tokens, memory, cache, last_only=True),
                 cache,
-                watch=_step_attention(watcher, layers) if watcher is not None else None,
+                watch=step_attention(watcher, layers) if watcher is not None else None,
             )
             sequences = self.generate(decoder, [start], settings, hooks)
         result = self.result_type(sequences, len(ids), settings, warnings=warnings)
@@ -325,7 +329,7 @@ def _mean_over_heads(name: str, weights: Tensor) -> Tensor:
     return weights.mean(dim=1)[:, -1]
 
 
-def _step_attention(watcher: probe.Probe, layers: list[str]) -> Callable[[], Tensor | None]:
+def step_attention(watcher: probe.Probe, layers: list[str]) -> Callable[[], Tensor | None]:
     """What the last decoder step attended to, (rows, layers, source), taken out of the probe
     so that each step's records replace the last's."""
 

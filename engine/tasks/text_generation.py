@@ -4,19 +4,27 @@ included unless `return_full_text` is off)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine import probe
 from engine.errors import InputError
 from engine.generation.search import CachedDecoder
 from engine.models.gpt2 import GPT2LMHeadModel
-from engine.tasks.base import Hooks, Option
+from engine.tasks.base import EXPLAIN, Hooks, Option
 from engine.tasks.generation_common import (
     GENERATION_OPTIONS,
     Generation,
     GenerationTask,
+    SourcePiece,
     check_prompt,
     require_token,
+    source_pieces,
+    step_attention,
 )
 
 
@@ -49,15 +57,18 @@ class TextGeneration(GenerationTask):
     options = (
         *GENERATION_OPTIONS,
         Option("return_full_text", bool, True, "start the output with the prompt"),
+        EXPLAIN,
     )
 
     def run(self, input: Any, *, hooks: Hooks | None = None, **options: Any) -> GeneratedText:
         hooks = hooks or Hooks()
         options = self.resolve_options(options)
         text = check_prompt(input)
-        ids = self.tokenizer.encode_batch([text])[0].ids
+        encoding = self.tokenizer.encode_batch([text])[0]
+        ids, pieces = encoding.ids, source_pieces(encoding, 0)
         if not ids:  # an empty prompt starts from the beginning-of-text token, as the pipeline does
             ids = [require_token(self.generation_config.get("bos_token_id"), "bos_token_id")]
+            pieces = [SourcePiece(self.tokenizer.id_to_token(ids[0]) or "", None, None)]
         positions = self.model_config.n_positions
         params = self.task_params()
         settings = self.settings(options, len(ids), params, positions)
@@ -82,11 +93,40 @@ class TextGeneration(GenerationTask):
                 f"the prompt was cut to its last {room} of {len(ids)} tokens, so that {new_tokens} new "
                 f"tokens fit in the model's {positions} positions"
             )
-            ids = ids[-room:]
+            ids, pieces = ids[-room:], pieces[-room:]
             settings = self.settings({**options, "max_new_tokens": new_tokens}, len(ids), params, positions)
         model = cast(GPT2LMHeadModel, self.model)
-        cache = model.make_cache(self.rows(settings), settings.max_length)
-        decoder = CachedDecoder(lambda tokens, cache: model(tokens, cache, last_only=True), cache)
-        sequences = self.generate(decoder, ids, settings, hooks)
+        explain = bool(options["explain"])
+        layers = model.attention_names() if explain else []
+        keep = _last_query(settings.max_length)
+        with probe.maybe_watching(explain, self.network(), keep, attention=layers) as watcher:
+            cache = model.make_cache(self.rows(settings), settings.max_length)
+            decoder = CachedDecoder(
+                lambda tokens, cache: model(tokens, cache, last_only=True),
+                cache,
+                watch=step_attention(watcher, layers) if watcher is not None else None,
+            )
+            sequences = self.generate(decoder, ids, settings, hooks)
         prompt = text if options["return_full_text"] else ""
-        return GeneratedText(sequences, len(ids), settings, prompt=prompt, warnings=warnings)
+        result = GeneratedText(sequences, len(ids), settings, prompt=prompt, warnings=warnings)
+        if explain:
+            result.source = pieces
+            for sequence in sequences:  # the search calls it cross-attention: here the model's own
+                attention, sequence.cross_attention = sequence.cross_attention, None
+                if attention is not None:  # token t looked at the prompt and the t tokens before it
+                    sequence.self_attention = attention[:, :, : len(ids) + max(0, len(sequence.tokens) - 1)]
+            if sequences and sequences[0].self_attention is not None:
+                result.internals["self_attention"] = sequences[0].self_attention
+        return result
+
+
+def _last_query(positions: int) -> Callable[[str, Tensor], Tensor]:
+    """What the probe keeps of a step's self-attention, (rows, heads, queries, keys): the last
+    query's weights averaged over heads, padded to `positions` keys so that every step's rows
+    stack, (rows, positions)."""
+
+    def keep(name: str, weights: Tensor) -> Tensor:
+        row = weights.mean(dim=1)[:, -1]
+        return F.pad(row, (0, positions - row.shape[-1]))
+
+    return keep

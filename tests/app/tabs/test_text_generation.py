@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tests.app.conftest import close_window, open_window
@@ -43,7 +44,7 @@ def test_the_continuation_streams_in_then_shows_each_tokens_probability(qtbot, w
     original = tab.show_partial
     tab.show_partial = lambda value: (streamed.append(value.text), original(value))
     run_and_wait(qtbot, tab)
-    expected = engine_result(TASK, gpt2_folder, prompt, **GREEDY)
+    expected = engine_result(TASK, gpt2_folder, prompt, explain=True, **GREEDY)  # as the tab runs it
     assert tab.result_json() is not None and expected.to_json()[0]["generated_text"] in tab.result_json()
     sequence = expected.sequences[0]
     assert streamed and streamed[-1] == sequence.text  # the last partial is the whole text
@@ -133,6 +134,42 @@ def test_stop_keeps_what_was_streamed(qtbot, settings, gpt2_folder):
         close_window(win)
 
 
-def test_a_decoder_has_no_encoder_head_view_to_fold_open(qtbot, window):
+def test_hovering_a_token_tints_the_prompt_words_its_step_attended_to(qtbot, window, gpt2_folder):
     tab = shown_tab(qtbot, window, TASK)
-    assert tab.inside_panel is None  # its tokens' alternatives are in the result itself
+    prompt = PROMPTS[0]
+    tab.text.setPlainText(prompt)
+    greedy(tab)
+    run_and_wait(qtbot, tab)
+    result = tab.last_outcome.result
+    expected = engine_result(TASK, gpt2_folder, prompt, explain=True, **GREEDY)
+    np.testing.assert_allclose(result.sequences[0].self_attention, expected.sequences[0].self_attention, rtol=1e-5)
+    assert tab.text.extraSelections() == []
+    tab.view.hovered.emit(0)  # the first token: its step saw the prompt alone
+    spans = {(m.cursor.selectionStart(), m.cursor.selectionEnd()) for m in tab.text.extraSelections()}
+    heaviest = result.source[int(np.argmax(tab.weights()[0]))]
+    assert (heaviest.start, heaviest.end) in spans
+    assert "looked most at" in tab.detail.text()
+    tab.view.hovered.emit(-1)
+    assert tab.text.extraSelections() == []
+
+
+def test_inside_the_model_shows_the_staircase_of_self_attention(qtbot, window):
+    tab = shown_tab(qtbot, window, TASK)
+    tab.text.setPlainText(PROMPTS[0])
+    greedy(tab)
+    run_and_wait(qtbot, tab)
+    tab.inside_panel.set_open(True)
+    result = tab.last_outcome.result
+    attention = result.sequences[0].self_attention  # (tokens, layers, prompt + tokens - 1)
+    tokens, layers, width = attention.shape
+    assert width == result.prompt_tokens + tokens - 1
+    grid = tab.alignment
+    assert grid.weights.shape == (tokens, width) and tab.layer_choice.count() == layers + 1
+    assert [label for label, _ in grid.columns[: result.prompt_tokens]] == [
+        PROMPTS[0][p.start : p.end] for p in result.source
+    ]
+    assert [mine for _, mine in grid.columns[result.prompt_tokens :]] == [False] * (tokens - 1)
+    for row in range(tokens):  # a step sees only what came before the token it writes
+        assert not grid.weights[row, result.prompt_tokens + row :].any()
+    tab.layer_choice.setCurrentIndex(layers)  # the last layer alone
+    np.testing.assert_allclose(tab.weights(layers - 1), attention[:, layers - 1])
