@@ -99,12 +99,20 @@ class TextGeneration(GenerationTask):
         explain = bool(options["explain"])
         layers = model.attention_names() if explain else []
         keep = _last_query(settings.max_length)
+        # the search holds (rows, positions, layers, positions) float32 weights: past a budget,
+        # only their mean over the layers (a long beam search on a deep model)
+        per_layer = 4 * self.rows(settings) * settings.max_length**2
+        merged = explain and per_layer * len(layers) > ATTENTION_BYTES
+        if merged:
+            warnings.append("the self-attention of this long a search is kept as the mean of the layers, "
+                            "not layer by layer")
         with probe.maybe_watching(explain, self.network(), keep, attention=layers) as watcher:
             cache = model.make_cache(self.rows(settings), settings.max_length)
+            watch = step_attention(watcher, layers) if watcher is not None else None
             decoder = CachedDecoder(
                 lambda tokens, cache: model(tokens, cache, last_only=True),
                 cache,
-                watch=step_attention(watcher, layers) if watcher is not None else None,
+                watch=_layer_mean(watch) if watch is not None and merged else watch,
             )
             sequences = self.generate(decoder, ids, settings, hooks)
         prompt = text if options["return_full_text"] else ""
@@ -118,6 +126,20 @@ class TextGeneration(GenerationTask):
             if sequences and sequences[0].self_attention is not None:
                 result.internals["self_attention"] = sequences[0].self_attention
         return result
+
+
+#: The most memory the kept self-attention of one request may take, layer by layer.
+ATTENTION_BYTES = 256 * 2**20
+
+
+def _layer_mean(watch: Callable[[], Tensor | None]) -> Callable[[], Tensor | None]:
+    """`watch`'s (rows, layers, positions) weights averaged over the layers, (rows, 1, positions)."""
+
+    def take() -> Tensor | None:
+        weights = watch()
+        return None if weights is None else weights.mean(dim=1, keepdim=True)
+
+    return take
 
 
 def _last_query(positions: int) -> Callable[[str, Tensor], Tensor]:

@@ -87,3 +87,16 @@ def test_an_empty_prompt_starts_from_the_beginning_of_text_token(task):
     result = task.run("", explain=True, max_new_tokens=3, do_sample=False)
     assert len(result.source) == 1 and result.source[0].start is None
     assert result.sequences[0].self_attention.shape[2] == 1 + len(result.sequences[0].tokens) - 1
+
+
+def test_past_the_memory_budget_the_layers_are_kept_as_their_mean(task, monkeypatch):
+    from engine.tasks import text_generation
+
+    whole = task.run(PROMPT, explain=True, **GREEDY)
+    monkeypatch.setattr(text_generation, "ATTENTION_BYTES", 1_000)
+    merged = task.run(PROMPT, explain=True, **GREEDY)
+    assert merged.to_json() == whole.to_json()
+    full = whole.sequences[0].self_attention
+    assert merged.sequences[0].self_attention.shape == (full.shape[0], 1, full.shape[2])
+    np.testing.assert_allclose(merged.sequences[0].self_attention[:, 0], full.mean(axis=1), rtol=1e-5, atol=1e-7)
+    assert any("mean of the layers" in w for w in merged.warnings) and not whole.warnings
