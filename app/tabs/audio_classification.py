@@ -38,6 +38,7 @@ class AudioClassificationTab(AudioTab):
     def build_result(self) -> QWidget:
         self._live_times: list[tuple[float, float]] = []  # the microphone's windows, for the inside view
         self._live_scores: list[np.ndarray] = []
+        self._live_winners: list[int] = []  # labels in the order they first won a live window
         holder = ScoresPanel()
         self.summary, self.bars = holder.summary, holder.bars
         self.summary.setText("Run the model on a clip, or listen live, to see its labels.")
@@ -108,7 +109,7 @@ class AudioClassificationTab(AudioTab):
         second of sound when it was classified, newest on the right."""
         if not self._live_scores:
             return
-        self.over_time.set_scores(np.array(self._live_times), np.stack(self._live_scores), list(labels))
+        self.over_time.set_scores(np.array(self._live_times), np.stack(self._live_scores), list(labels), self._live_winners)
         self.over_time_note.setText(
             f"Live: each column is the last {LIVE_WINDOW_S:g} s of sound when it was classified (about every "
             f"quarter second), the newest {len(self._live_scores)} windows, newest on the right. Each row a label, "
@@ -122,6 +123,7 @@ class AudioClassificationTab(AudioTab):
     def live_started(self) -> None:
         self._live_times.clear()
         self._live_scores.clear()
+        self._live_winners.clear()
         self.last_outcome = None
         self.clear_result()
         self.updates = 0
@@ -141,6 +143,9 @@ class AudioClassificationTab(AudioTab):
         if value.scores is not None and value.labels:
             self._live_times.append((max(0.0, value.heard_s - LIVE_WINDOW_S), value.heard_s))
             self._live_scores.append(value.scores)
+            best = int(np.argmax(value.scores))
+            if best not in self._live_winners:  # the rows keep their places as windows scroll away
+                self._live_winners.append(best)
             del self._live_times[:-LIVE_SCORES_KEPT], self._live_scores[:-LIVE_SCORES_KEPT]
             if self.inside_open():
                 self._show_live_scores(value.label_names)

@@ -35,10 +35,15 @@ class ScoresOverTime(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(480, 24 + 20 + self._row_height() * max(1, len(self.rows)))
 
-    def set_scores(self, times: np.ndarray, scores: np.ndarray, labels: list[str]) -> None:
+    def set_scores(
+        self, times: np.ndarray, scores: np.ndarray, labels: list[str], first: list[int] | None = None
+    ) -> None:
+        """`first`: labels to put at the top in this order (live, the winners so far, so that
+        rows do not move as old windows scroll away); then the windows' winners, then the rest
+        by their best score."""
         self.times, self.scores, self.labels = times.reshape(-1, 2), scores, list(labels)
         if scores.size:
-            winners = list(dict.fromkeys(scores.argmax(axis=1).tolist()))  # in order of first win
+            winners = list(dict.fromkeys([*(first or []), *scores.argmax(axis=1).tolist()]))  # in order of first win
             rest = [int(i) for i in np.argsort(-scores.max(axis=0)) if int(i) not in winners]
             self.rows = (winners + rest)[:SHOWN_LABELS]
         else:

@@ -96,3 +96,18 @@ def test_audio_classification_shows_scores_over_time_and_layer_weights(qtbot, wi
     assert tab.layer_weights.weights.sum() == pytest.approx(1.0)
     assert not tab.layer_weights.isHidden()
     tab.inside_panel.set_open(False)
+
+
+def test_live_rows_keep_their_places_as_windows_scroll_away(qtbot):
+    from app.widgets.audio_inside import ScoresOverTime
+
+    view = ScoresOverTime()
+    qtbot.addWidget(view)
+    scores = np.array([[0.1, 0.7, 0.2], [0.1, 0.2, 0.7]], dtype=np.float32)  # label 1 wins, then label 2
+    times = np.array([[0, 1], [0.25, 1.25]], dtype=np.float32)
+    view.set_scores(times, scores, ["a", "b", "c"])
+    assert view.rows[:2] == [1, 2]
+    view.set_scores(times[1:], scores[1:], ["a", "b", "c"], first=[1, 2])  # label 1's window is gone
+    assert view.rows[:2] == [1, 2]
+    view.set_scores(times[1:], scores[1:], ["a", "b", "c"])  # without the order: the visible winner first
+    assert view.rows[0] == 2
