@@ -94,11 +94,11 @@ class AttendingTab(GenerationTab):
         sequence = self.shown_sequence()
         attention = None if sequence is None else self.attention_of(sequence)
         layers = 0 if attention is None else attention.shape[1]
-        if self.layer_choice.count() != layers + 1:
+        if self.layer_choice.count() != (layers + 1 if layers > 1 else 1):
             self.layer_choice.blockSignals(True)
             self.layer_choice.clear()
             self.layer_choice.addItem("Mean of all layers", MEAN)
-            for layer in range(layers):
+            for layer in range(layers if layers > 1 else 0):  # one: the layers' mean, kept as such
                 self.layer_choice.addItem(f"Layer {layer + 1} of {layers}", layer)
             self.layer_choice.blockSignals(False)
         self._show_alignment()
