@@ -203,10 +203,7 @@ class AudioTab(BatchMixin, TaskTab):
         self.file_input.load(path)
         self.file_input.blockSignals(False)
         self.last_outcome, self.last_input = outcome, str(path)
-        self.clear_result()
-        self.show_result(outcome.result)
-        if self.inside_open():
-            self.show_inside(outcome.result)
+        self.present(outcome.result)
         self._update_actions()
         self.status_changed.emit()
 
@@ -341,10 +338,7 @@ class AudioTab(BatchMixin, TaskTab):
                 self.warnings.show_message("warning", f"{lost:.1f} s of audio were lost: the app was frozen")
         self.last_outcome = outcome
         self.last_input = str(self.feeder.recording) if self.feeder and self.feeder.recording else None
-        self.clear_result()
-        self.show_result(outcome.result)
-        if self.inside_open():
-            self.show_inside(outcome.result)
+        self.present(outcome.result)
         self._update_actions()
         self.status_changed.emit()
 

@@ -154,6 +154,14 @@ class TaskTab(EngineSignalsMixin, QWidget):
     def inside_open(self) -> bool:
         return self.inside_panel is not None and self.inside_panel.is_open()
 
+    def present(self, result: Any) -> None:
+        """Show `result` in place of the last one, and its internals while the view is open:
+        what a run, a batch's file or a finished live session ends with."""
+        self.clear_result()
+        self.show_result(result)
+        if self.inside_open():
+            self.show_inside(result)
+
     def explains(self) -> bool:
         """Whether the loaded engine task can keep internals (has the `explain` option)."""
         return self.meta is not None and any(o.name == "explain" for o in self.meta.options)

@@ -116,10 +116,7 @@ class EngineSignalsMixin:
             self.warnings.show_message("warning", "\n".join(warnings))
         else:
             self.warnings.clear()
-        self.clear_result()
-        self.show_result(outcome.result)
-        if self.inside_open():
-            self.show_inside(outcome.result)
+        self.present(outcome.result)
         self._finish(job_id)
         self.busy_label.setText(self.run_summary(outcome))
         self.status_changed.emit()

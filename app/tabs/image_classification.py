@@ -56,18 +56,11 @@ class ImageClassificationTab(VisionTab):
         return self.inside
 
     def show_inside(self, result: Any) -> None:
-        """The internals of the picture on screen (a result that arrives may be another
-        picture's): the current picture's, or live, the newest frame's."""
-        photo = self.inside_photo()
-        if self.live.is_running():
-            if photo is not None and getattr(result, "internals", None):  # the first frames may lack them
-                self.inside.show_result(result, *photo)
-            return
-        if photo is None:
+        found = self.inside_picture(result)
+        if found is not None:
+            self.inside.show_result(*found)
+        elif not self.live.is_running():
             self.inside.clear()
-            return
-        assert self.current is not None and self.current.outcome is not None
-        self.inside.show_result(self.current.outcome.result, *photo)
 
     def show_outcome(self, outcome: Outcome) -> None:
         if self.inside_open():

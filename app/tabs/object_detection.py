@@ -164,17 +164,13 @@ class ObjectDetectionTab(VisionTab):
         return self.inside
 
     def show_inside(self, result: Any) -> None:
-        """The internals of the picture on screen (a result that arrives may be another
-        picture's): the current picture's, or live, the newest frame's."""
-        photo = self.inside_photo()
-        if self.live.is_running():
-            if photo is not None and self._result is not None and getattr(self._result, "internals", None):
-                self.inside.show_result(self._result, self._shown_boxes(), *photo)
-            return
-        if photo is None or self._result is None:
+        """Over the picture on screen, with the boxes shown (refiltered by the threshold)."""
+        found = self.inside_picture(self._result) if self._result is not None else None
+        if found is not None:
+            shown, photo, size = found
+            self.inside.show_result(shown, self._shown_boxes(), photo, size)
+        elif not self.live.is_running():
             self.inside.clear()
-            return
-        self.inside.show_result(self._result, self._shown_boxes(), *photo)
 
     def _shown_boxes(self) -> list[ShownBox]:
         """The boxes on screen with their queries (a detection is its query's candidate)."""

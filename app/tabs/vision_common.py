@@ -353,16 +353,21 @@ class VisionTab(BatchMixin, ImageExportMixin, TaskTab):
         """Live, the camera's next frame brings the internals: nothing to run again."""
         return not self.live.is_running() and super().inside_needs_run(result)
 
-    def inside_photo(self) -> tuple[QImage | None, QSize] | None:
-        """What the inside view draws over: live, the frame on screen at its own size; else the
-        current picture's preview and its full size (None before any picture has a result)."""
+    def inside_picture(self, result: Any) -> tuple[Any, QImage | None, QSize] | None:
+        """What the inside view draws, over what: live, `result` (the newest frame's) over the
+        frame on screen at its own size; else the current picture's result over its preview and
+        full size (a result that arrives may be another picture's). None when there is nothing
+        to draw: no picture with a result, or live, a frame without internals (the first ones
+        after the view opens), which keeps the last drawing."""
         if self.live.is_running():
             frame = self.view.image()
-            return (frame, frame.size()) if frame is not None else None
+            if frame is None or not getattr(result, "internals", None):
+                return None
+            return result, frame, frame.size()
         picture = self.current
         if picture is None or picture.outcome is None:
             return None
-        return picture.preview, picture.size
+        return picture.outcome.result, picture.preview, picture.size
 
     # ----- live mode --------------------------------------------------------------------------
 
