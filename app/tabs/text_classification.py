@@ -75,7 +75,7 @@ class TextClassificationTab(TextTab):
     def show_inside_parts(self, internals: dict[str, Any], result: Any) -> None:
         function = getattr(result, "function", "softmax")
         self.logit_about.setText(_LOGITS_ABOUT.get(function, _LOGITS_ABOUT["none"]))
-        self.logit_table.set_logits(internals["labels"].tolist(), internals["logits"], function)
+        self.logit_table.set_logits(internals["labels"].tolist(), internals["logits"], internals["scores"], function)
 
     def clear_result(self) -> None:
         self.bars.set_scores([])

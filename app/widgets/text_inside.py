@@ -15,17 +15,28 @@ from app import theme
 END_COLOUR = QColor("#e08a2c")  # the end scores; the start scores take the accent
 
 
-class PieceProbabilities(QTableWidget):
-    """One row per piece, one column per label: each cell its probability, shaded by it, the
-    best label of each piece in bold."""
+class ReadOnlyTable(QTableWidget):
+    """A table to read, row by row, its columns as wide as their contents."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, minimum_height: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(minimum_height)
+
+    def cell_text(self, row: int, column: int) -> str:
+        item = self.item(row, column)
+        return item.text() if item is not None else ""
+
+
+class PieceProbabilities(ReadOnlyTable):
+    """One row per piece, one column per label: each cell its probability, shaded by it, the
+    best label of each piece in bold."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(220, parent)
 
     def set_probabilities(self, pieces: list[str], ids: list[int], labels: list[str], table: np.ndarray) -> None:
         self.clear()
@@ -48,10 +59,6 @@ class PieceProbabilities(QTableWidget):
                 if column == best:
                     item.setFont(bold)
                 self.setItem(row, 2 + column, item)
-
-    def cell_text(self, row: int, column: int) -> str:
-        item = self.item(row, column)
-        return item.text() if item is not None else ""
 
 
 def _number(text: str) -> QTableWidgetItem:
@@ -191,24 +198,19 @@ class SpanScores(QWidget):
         )  # fmt: skip
 
 
-class LabelLogits(QTableWidget):
+class LabelLogits(ReadOnlyTable):
     """The classifier's raw number for each label (its logit), highest first, beside the score
     the softmax or sigmoid made of it, so that a reader sees the step between them."""
 
     SHOWN = 50  # labels at most: a many-label model's tail says nothing more
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.verticalHeader().setVisible(False)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.setMinimumHeight(180)
+        super().__init__(180, parent)
 
-    def set_logits(self, labels: list[str], logits: np.ndarray, function: str) -> None:
-        """`function` is how the task turned logits into scores: "softmax", "sigmoid" or "none"."""
+    def set_logits(self, labels: list[str], logits: np.ndarray, scores: np.ndarray, function: str) -> None:
+        """Each label's logit and the task's score for it; `function` is how the task turned
+        the one into the other: "softmax", "sigmoid" or "none"."""
         order = np.argsort(-logits, kind="stable")[: self.SHOWN]
-        scores = _scores(logits.astype(np.float64), function)
         self.clear()
         self.setColumnCount(3)
         heading = {"softmax": "Softmax", "sigmoid": "Sigmoid"}.get(function, "Score")
@@ -224,16 +226,3 @@ class LabelLogits(QTableWidget):
             shade.setAlphaF(0.75 * min(max(score, 0.0), 1.0))
             item.setBackground(shade)
             self.setItem(row, 2, item)
-
-    def cell_text(self, row: int, column: int) -> str:
-        item = self.item(row, column)
-        return item.text() if item is not None else ""
-
-
-def _scores(logits: np.ndarray, function: str) -> np.ndarray:
-    if function == "softmax":
-        shifted = np.exp(logits - logits.max())
-        return shifted / shifted.sum()
-    if function == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-logits))
-    return logits

@@ -63,7 +63,8 @@ class TextClassification(TextTask):
         )
         if internals is not None:
             labels = np.array([self.label(i) for i in range(len(logits))])
-            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy(), labels=labels)
+            internals.update(piece_internals(self.tokenizer, encoding, (text,)), logits=logits.numpy(),
+                             scores=np.array(scores, dtype=np.float32), labels=labels)
         return Classification(
             ranked[:top_k], function=function, tokens=len(encoding.ids), warnings=warnings, internals=internals or {}
         )

@@ -90,6 +90,7 @@ def test_attention_and_pieces_equal_transformers(checkpoints, family, head):
     if head == "text":
         np.testing.assert_allclose(inside["logits"], expected.logits[0].numpy(), atol=1e-5)
         assert inside["labels"].tolist() == [oracle.config.id2label[i] for i in range(oracle.config.num_labels)]
+        np.testing.assert_allclose(inside["scores"], expected.logits[0].softmax(-1).numpy(), atol=1e-6)
     if head == "ner":
         probabilities = expected.logits[0].softmax(-1).numpy()
         np.testing.assert_allclose(inside["piece_probabilities"], probabilities, atol=1e-6)
