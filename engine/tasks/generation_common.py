@@ -134,6 +134,8 @@ class GenerationTask(Task):
     options: ClassVar[tuple[Option, ...]] = GENERATION_OPTIONS
     head: ClassVar[str]  # "causal-lm" or "seq2seq-lm"
     task_defaults: ClassVar[Mapping[str, Any]] = {}  # the pipeline's own defaults
+    # which of GeneratedSequence's fields a watched step's attention goes to
+    attention_field: ClassVar[str] = "cross_attention"
 
     def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(folder, device, dtype)
@@ -226,7 +228,7 @@ class GenerationTask(Task):
         ]
         text = self.tokenizer.decode(hypothesis.tokens, skip_special_tokens=True)
         attention = None if hypothesis.attention is None else hypothesis.attention.float().cpu().numpy()
-        return GeneratedSequence(text, tokens, hypothesis.score, attention)
+        return GeneratedSequence(text, tokens, hypothesis.score, **{self.attention_field: attention})
 
     def rows(self, settings: GenerationSettings) -> int:
         """How many sequences the search keeps at once."""

@@ -51,6 +51,7 @@ class TextGeneration(GenerationTask):
         "openai-community/gpt2-large",
     )
     head = "causal-lm"
+    attention_field = "self_attention"
     # transformers' text-generation pipeline samples 256 new tokens at temperature 0.7 unless
     # the model says otherwise
     task_defaults = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
@@ -119,10 +120,10 @@ class TextGeneration(GenerationTask):
         result = GeneratedText(sequences, len(ids), settings, prompt=prompt, warnings=warnings)
         if explain:
             result.source = pieces
-            for sequence in sequences:  # the search calls it cross-attention: here the model's own
-                attention, sequence.cross_attention = sequence.cross_attention, None
-                if attention is not None:  # token t looked at the prompt and the t tokens before it
-                    sequence.self_attention = attention[:, :, : len(ids) + max(0, len(sequence.tokens) - 1)]
+            for sequence in sequences:  # token t looked at the prompt and the t tokens before it
+                if sequence.self_attention is not None:
+                    seen = len(ids) + max(0, len(sequence.tokens) - 1)
+                    sequence.self_attention = sequence.self_attention[:, :, :seen]
             if sequences and sequences[0].self_attention is not None:
                 result.internals["self_attention"] = sequences[0].self_attention
         return result

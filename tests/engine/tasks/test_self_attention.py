@@ -6,26 +6,12 @@ prompt; beams keep their own rows; without `explain` nothing changes."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from engine.tasks.text_generation import TextGeneration
-from tests.engine.models.tiny_generative import save_gpt2
+from tests.engine.tasks.test_text_generation import folder, task  # noqa: F401 (fixtures: the tiny GPT-2)
 
 PROMPT = "Ada Lovelace wrote notes"
 GREEDY = {"num_beams": 1, "do_sample": False, "max_new_tokens": 7, "min_new_tokens": 7}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gpt2")
-    save_gpt2(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def task(folder):
-    return TextGeneration.load(folder, device="cpu")
 
 
 def theirs(folder, text, **settings):
