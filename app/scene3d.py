@@ -184,7 +184,7 @@ def render(scene: Scene, orbit: Orbit, width: int, height: int) -> np.ndarray:
     closed."""
     projection = project(scene, orbit, width, height)
     spread = spreads(scene, projection)
-    seen = _on_screen(projection, width, height)
+    seen = _on_screen(projection)
     coarse = math.ceil(float(np.percentile(spread[seen], 75)) / TYPICAL_SPLAT) if seen.any() else 1
     if coarse > 1:  # the same view, drawn small: every spread shrinks by the same factor
         small = project(scene, orbit, -(-width // coarse), -(-height // coarse))
@@ -193,8 +193,9 @@ def render(scene: Scene, orbit: Orbit, width: int, height: int) -> np.ndarray:
     return _draw(scene, projection, spread)
 
 
-def _on_screen(projection: Projection, width: int, height: int, margin: float = 0.0) -> np.ndarray:
-    x, y = projection.x, projection.y
+def _on_screen(projection: Projection, margin: float = 0.0) -> np.ndarray:
+    """Which points land in the view (or within `margin` pixels of it)."""
+    (width, height), x, y = projection.size, projection.x, projection.y
     return (x >= -margin) & (x < width + margin) & (y >= -margin) & (y < height + margin)
 
 
@@ -204,7 +205,7 @@ def _draw(scene: Scene, projection: Projection, spread: np.ndarray) -> np.ndarra
     width, height = projection.size
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
-    near = np.flatnonzero(_on_screen(projection, width, height, margin=MAX_SPLAT))
+    near = np.flatnonzero(_on_screen(projection, margin=MAX_SPLAT))
     if not len(near):
         return image
     sides = np.clip(np.ceil(spread[near]), 1, MAX_SPLAT).astype(np.int64)
