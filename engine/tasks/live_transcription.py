@@ -166,7 +166,8 @@ class LiveTranscriber:
         top_ids, top_probs = _last(_joined(self._final_tops, self._provisional_tops), SHOWN_FRAMES)
         total = self._final_frames + len(self._provisional)
         first = total - len(top_ids)
-        ids = np.concatenate([self._final.all(), self._provisional])[first:]
+        final = self._final.all()
+        ids = np.concatenate([final[first:], self._provisional[max(0, first - len(final)) :]])  # the newest only
         tops = FrameTops()
         tops.ids, tops.probabilities = [top_ids], [top_probs]
         frame_s = self.model.config.samples_per_frame / self.task.rate
