@@ -35,8 +35,9 @@ class AttendingTab(GenerationTab):
         """(tokens, layers, columns) weights of one generated sequence, or None."""
         raise NotImplementedError
 
-    def columns(self) -> list[tuple[str, bool]]:
-        """Each column's label, and whether it is a piece of the user's text (else greyed)."""
+    def columns(self, width: int) -> list[tuple[str, bool]]:
+        """The `width` columns' labels, and whether each is a piece of the user's text (else
+        greyed)."""
         raise NotImplementedError
 
     def build_inside(self) -> QWidget:
@@ -116,7 +117,7 @@ class AttendingTab(GenerationTab):
             self.alignment.set_matrix(np.zeros((0, 0), dtype=np.float32), [], [])
             self.alignment_note.setText("Run the model to see where each output token looked.")
             return
-        self.alignment.set_matrix(weights, self.output_labels()[: len(weights)], self.columns())
+        self.alignment.set_matrix(weights, self.output_labels()[: len(weights)], self.columns(weights.shape[1]))
         self.alignment_note.setText(self.grid_note)
 
     def _show_sequence(self, index: int) -> None:
@@ -151,7 +152,7 @@ class AttendingTab(GenerationTab):
                 colour.setAlphaF(0.15 + 0.7 * float(weight) / peak)
                 spans.append((piece.start, piece.end, colour))
         self.text.highlight(spans)
-        labels = self.columns()
+        labels = self.columns(len(row))
         best = [i for i in np.argsort(-row)[:SHOWN] if row[i] > 0]
         named = ", ".join(f"<code>{labels[i][0].strip() or '␣'}</code> {100 * row[i]:.0f} %" for i in best)
         if named:

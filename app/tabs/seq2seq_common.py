@@ -36,5 +36,5 @@ class Seq2SeqTab(AttendingTab):
     def attention_of(self, sequence: Any) -> np.ndarray | None:
         return getattr(sequence, "cross_attention", None)
 
-    def columns(self) -> list[tuple[str, bool]]:
-        return self.input_pieces()
+    def columns(self, width: int) -> list[tuple[str, bool]]:
+        return self.input_pieces()  # one column per piece of the encoder's input

@@ -29,13 +29,10 @@ class TextGenerationTab(AttendingTab):
     def attention_of(self, sequence: Any) -> np.ndarray | None:
         return getattr(sequence, "self_attention", None)
 
-    def columns(self) -> list[tuple[str, bool]]:
+    def columns(self, width: int) -> list[tuple[str, bool]]:
         """The prompt's pieces, then the shown sequence's tokens but its last (no step looks at
         the token it writes)."""
-        written = [(label, False) for label in self.output_labels()]
-        weights = self.weights()
-        width = 0 if weights is None else weights.shape[1]
-        labels = self.input_pieces() + written
+        labels = self.input_pieces() + [(label, False) for label in self.output_labels()]
         return (labels + [("?", False)] * width)[:width]
 
     def build_input(self) -> Any:
