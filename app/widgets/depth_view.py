@@ -204,12 +204,12 @@ class LevelStrip(QWidget):
             self._row.insertWidget(len(self._cells), cell)
             self._cells.append((cell, picture, text))
         for index, (cell, picture, text) in enumerate(self._cells):
-            cell.setVisible(index < len(pictures))
             if index < len(pictures):
                 image, caption = pictures[index]
                 scaled = image.scaledToHeight(self.HEIGHT, Qt.TransformationMode.FastTransformation)
                 picture.setPixmap(QPixmap.fromImage(scaled))
                 text.setText(caption)
+            cell.setVisible(index < len(pictures))  # after its content: the row lays it out at its size
 
     def captions(self) -> list[str]:
         return [text.text() for cell, _, text in self._cells if not cell.isHidden()]
